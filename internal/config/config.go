@@ -1,0 +1,202 @@
+// Package config loads the configuration of the orgs processes: one flag per ORGS_
+// environment variable, the flag winning over the variable, the variable over the default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// DevSecretKey signs tokens when ORGS_SECRET_KEY is unset and ORGS_ENV is dev.
+const DevSecretKey = "orgs-development-secret-key-do-not-use-in-production"
+
+// Config is the configuration shared by cmd/api, cmd/mailer and cmd/reminder. Each process
+// reads the fields it needs.
+type Config struct {
+	Env                  string // dev or production; dev allows the development secret key
+	DatabaseURL          string
+	DatabaseMaxConns     int
+	NATSURL              string
+	NATSReplicas         int
+	EventsMaxAge         time.Duration
+	HTTPAddr             string
+	MetricsAddr          string
+	PublicURL            string
+	ActivationURL        string
+	AcceptURL            string
+	SecretKeys           []string          // the first signs, all verify
+	APIKeys              map[string]string // secret -> name
+	MailURL              string
+	MailFrom             string
+	SiteName             string
+	ActivationSuccessURL string
+	TemplatesDir         string
+	InvitationTTL        time.Duration
+	SessionTTL           time.Duration
+	ReminderSchedule     []time.Duration
+	SweepInterval        time.Duration
+	JobRescueAfter       time.Duration
+	MailWorkers          int
+	RelayPollInterval    time.Duration
+	ShutdownTimeout      time.Duration
+	RiverUIUser          string
+	RiverUIPassword      string
+	Log                  Log
+}
+
+// Log configures the zerolog logger.
+type Log struct {
+	Level  string
+	Format string // json or console
+}
+
+// Load reads args (without the program name) and the ORGS_ environment through getenv.
+// defaultMetricsAddr differs per process. -h prints every flag with its default and
+// returns flag.ErrHelp.
+func Load(args []string, getenv func(string) string, defaultMetricsAddr string, usage io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("orgs", flag.ContinueOnError)
+	if usage != nil {
+		fs.SetOutput(usage)
+	}
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	str := func(p *string, flagName, envName, def, help string) {
+		fs.StringVar(p, flagName, env(envName, def), help+" ("+envName+")")
+	}
+	var (
+		secretKeys, apiKeys, schedule                                         string
+		invitationTTL, sessionTTL, sweep, rescue, relayPoll, shutdown, maxAge string
+		maxConns, mailWorkers, replicas                                       string
+	)
+	str(&c.Env, "env", "ORGS_ENV", "dev", "environment: dev or production")
+	str(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
+	str(&maxConns, "database-max-conns", "ORGS_DATABASE_MAX_CONNS", "20", "maximum Postgres connections in the pool")
+	str(&c.NATSURL, "nats-url", "ORGS_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated")
+	str(&replicas, "nats-replicas", "ORGS_NATS_REPLICAS", "1", "replicas of the ORGS_EVENTS stream")
+	str(&maxAge, "events-max-age", "ORGS_EVENTS_MAX_AGE", "168h", "how long events are kept in the stream and for replay")
+	str(&c.HTTPAddr, "http-addr", "ORGS_HTTP_ADDR", "127.0.0.1:8080", "API listen address")
+	str(&c.MetricsAddr, "metrics-addr", "ORGS_METRICS_ADDR", defaultMetricsAddr, "/metrics, /healthz and /readyz listen address")
+	str(&c.PublicURL, "public-url", "ORGS_PUBLIC_URL", "http://127.0.0.1:8080", "base URL used in links")
+	str(&c.ActivationURL, "activation-url", "ORGS_ACTIVATION_URL", "", "activation link template with {user_id} and {token} (default {ORGS_PUBLIC_URL}/activate/{user_id}/{token})")
+	str(&c.AcceptURL, "accept-url", "ORGS_ACCEPT_URL", "", "invitation link template for active users, with {invitation_id} (default {ORGS_PUBLIC_URL}/v1/me/invitations)")
+	str(&secretKeys, "secret-key", "ORGS_SECRET_KEY", "", "token keys, comma separated: the first signs, all verify (required outside dev)")
+	str(&apiKeys, "api-keys", "ORGS_API_KEYS", "", "service API keys, name:secret,...")
+	str(&c.MailURL, "mail-url", "ORGS_MAIL_URL", "log:", "smtp://user:pass@host:port, smtps://..., file:///dir or log:")
+	str(&c.MailFrom, "mail-from", "ORGS_MAIL_FROM", "orgs <no-reply@localhost>", "From address")
+	str(&c.SiteName, "site-name", "ORGS_SITE_NAME", "orgs", "product name shown in emails and pages")
+	str(&c.ActivationSuccessURL, "activation-success-url", "ORGS_ACTIVATION_SUCCESS_URL", "", "where the activation page sends the person afterwards (empty: a success page)")
+	str(&c.TemplatesDir, "templates-dir", "ORGS_TEMPLATES_DIR", "", "directory of templates overriding the embedded defaults")
+	str(&invitationTTL, "invitation-ttl", "ORGS_INVITATION_TTL", "168h", "how long an invitation or activation link is valid")
+	str(&sessionTTL, "session-ttl", "ORGS_SESSION_TTL", "720h", "how long a user session is valid")
+	str(&schedule, "reminder-schedule", "ORGS_REMINDER_SCHEDULE", "48h,120h", "delays after the invitation at which reminders go out")
+	str(&sweep, "sweep-interval", "ORGS_SWEEP_INTERVAL", "1m", "how often expired invitations are looked for")
+	str(&rescue, "job-rescue-after", "ORGS_JOB_RESCUE_AFTER", "2m", "a job left running by a crashed worker is retried after this")
+	str(&mailWorkers, "mail-workers", "ORGS_MAIL_WORKERS", "20", "concurrent mail workers")
+	str(&relayPoll, "relay-poll-interval", "ORGS_RELAY_POLL_INTERVAL", "10ms", "how often the outbox relay looks for events committed by other replicas when idle")
+	str(&shutdown, "shutdown-timeout", "ORGS_SHUTDOWN_TIMEOUT", "20s", "how long a stopping process waits for work in flight")
+	str(&c.RiverUIUser, "riverui-user", "ORGS_RIVERUI_USER", "", "HTTP basic auth user for /riverui (a service key works too)")
+	str(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
+	str(&c.Log.Level, "log-level", "ORGS_LOG_LEVEL", "info", "zerolog level")
+	str(&c.Log.Format, "log-format", "ORGS_LOG_FORMAT", "json", "json or console")
+
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+
+	var errs []error
+	dur := func(name, v string, min time.Duration) time.Duration {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < min {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration of at least %s", name, v, min))
+		}
+		return d
+	}
+	num := func(name, v string, min int) int {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &n); err != nil || n < min {
+			errs = append(errs, fmt.Errorf("%s: %q is not a whole number of at least %d", name, v, min))
+		}
+		return n
+	}
+	c.DatabaseMaxConns = num("ORGS_DATABASE_MAX_CONNS", maxConns, 2)
+	c.MailWorkers = num("ORGS_MAIL_WORKERS", mailWorkers, 1)
+	c.NATSReplicas = num("ORGS_NATS_REPLICAS", replicas, 1)
+	c.EventsMaxAge = dur("ORGS_EVENTS_MAX_AGE", maxAge, time.Minute)
+	c.InvitationTTL = dur("ORGS_INVITATION_TTL", invitationTTL, time.Second)
+	c.SessionTTL = dur("ORGS_SESSION_TTL", sessionTTL, time.Second)
+	c.SweepInterval = dur("ORGS_SWEEP_INTERVAL", sweep, 100*time.Millisecond)
+	c.JobRescueAfter = dur("ORGS_JOB_RESCUE_AFTER", rescue, time.Second)
+	c.RelayPollInterval = dur("ORGS_RELAY_POLL_INTERVAL", relayPoll, time.Millisecond)
+	c.ShutdownTimeout = dur("ORGS_SHUTDOWN_TIMEOUT", shutdown, 0)
+	for _, s := range strings.Split(schedule, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.ReminderSchedule = append(c.ReminderSchedule, dur("ORGS_REMINDER_SCHEDULE", s, time.Second))
+		}
+	}
+
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.ActivationURL == "" {
+		c.ActivationURL = c.PublicURL + "/activate/{user_id}/{token}"
+	}
+	if !strings.Contains(c.ActivationURL, "{user_id}") || !strings.Contains(c.ActivationURL, "{token}") {
+		errs = append(errs, errors.New("ORGS_ACTIVATION_URL: must contain {user_id} and {token}"))
+	}
+	if c.AcceptURL == "" {
+		c.AcceptURL = c.PublicURL + "/v1/me/invitations"
+	}
+
+	for _, k := range strings.Split(secretKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.SecretKeys = append(c.SecretKeys, k)
+		}
+	}
+	switch c.Env {
+	case "dev":
+		if len(c.SecretKeys) == 0 {
+			c.SecretKeys = []string{DevSecretKey}
+		}
+	case "production":
+		if len(c.SecretKeys) == 0 {
+			errs = append(errs, errors.New("ORGS_SECRET_KEY: required outside dev"))
+		}
+		for _, k := range c.SecretKeys {
+			if len(k) < 32 {
+				errs = append(errs, errors.New("ORGS_SECRET_KEY: each key must be at least 32 characters"))
+				break
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("ORGS_ENV: %q is neither dev nor production", c.Env))
+	}
+
+	c.APIKeys = map[string]string{}
+	for _, kv := range strings.Split(apiKeys, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, secret, ok := strings.Cut(kv, ":")
+		if !ok || name == "" || len(secret) < 8 {
+			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: %q is not name:secret with a secret of at least 8 characters", name))
+			continue
+		}
+		c.APIKeys[secret] = name
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("ORGS_LOG_FORMAT: %q is neither json nor console", c.Log.Format))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
