@@ -28,6 +28,8 @@ CREATE TABLE organizations (
 	CONSTRAINT organizations_slug_key UNIQUE (slug)
 );
 CREATE INDEX organizations_created_at_idx ON organizations (created_at, id);
+-- Slug generation looks up "base" and "base-N" by prefix.
+CREATE INDEX organizations_slug_pattern_idx ON organizations (slug text_pattern_ops);
 
 CREATE TABLE memberships (
 	organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,

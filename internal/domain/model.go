@@ -126,9 +126,3 @@ type Session struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
-
-// Page is one page of a list: the items and the cursor of the next page ("" at the end).
-type Page[T any] struct {
-	Items      []T
-	NextCursor string
-}

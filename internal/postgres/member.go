@@ -1,0 +1,342 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orgs-dev/orgs/internal/domain"
+	"github.com/orgs-dev/orgs/internal/jobs"
+)
+
+const membershipColumns = `m.organization_id, m.is_admin, m.pending, m.metadata, m.created_at`
+
+// scanMembership scans membershipColumns into m (without its user).
+func scanMembership(row interface{ Scan(...any) error }, m *domain.Member, extra ...any) error {
+	var pending bool
+	if err := row.Scan(append([]any{&m.OrganizationID, &m.IsAdmin, &pending, &m.Metadata, &m.CreatedAt}, extra...)...); err != nil {
+		return err
+	}
+	m.Status = domain.MemberActive
+	if pending {
+		m.Status = domain.MemberPending
+	}
+	return nil
+}
+
+// memberQuery selects members with their users and whether each is the owner.
+const memberQuery = `SELECT ` + membershipColumns + `, ` + userColumns + `, o.owner_id = m.user_id
+	FROM memberships m JOIN users u ON u.id = m.user_id JOIN organizations o ON o.id = m.organization_id`
+
+func scanMember(row interface{ Scan(...any) error }) (domain.Member, error) {
+	var m domain.Member
+	u := &m.User
+	err := scanMembership(row, &m, &u.ID, &u.Email, &u.Name, &u.IsActive, &u.ExternalID, &u.CreatedAt, &m.IsOwner)
+	m.Role = domain.RoleOf(m.IsAdmin, m.IsOwner)
+	return m, err
+}
+
+func memberAddedEvent(orgID string, u domain.User, isAdmin bool, actor domain.Actor) domain.Event {
+	return domain.Event{Type: domain.MemberAdded, Subject: orgID, OrganizationID: orgID, Data: map[string]any{
+		"organization_id": orgID, "user": u, "is_admin": isAdmin, "actor_id": actorRef(actor),
+	}}
+}
+
+func memberRemovedEvent(orgID, userID string, actor domain.Actor) domain.Event {
+	return domain.Event{Type: domain.MemberRemoved, Subject: orgID, OrganizationID: orgID, Data: map[string]any{
+		"organization_id": orgID, "user_id": userID, "actor_id": actorRef(actor),
+	}}
+}
+
+// checkMember returns nil when actor is an active member of organization id (or a
+// superuser); domain.ErrNotFound otherwise.
+func (s *Store) checkMember(ctx context.Context, actor domain.Actor, orgID string) error {
+	if !validUUID(orgID) {
+		return domain.ErrNotFound
+	}
+	var ok bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT CASE WHEN $3 THEN EXISTS (SELECT 1 FROM organizations WHERE id = $1)
+		ELSE EXISTS (SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2 AND NOT pending) END`,
+		orgID, nullUUID(actor.UserID), actor.IsSuperuser()).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("check membership: %w", err)
+	}
+	if !ok {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// FindMembers returns a page of organization orgID's members (pending ones included) in
+// the order they joined, to its members. Returns domain.ErrNotFound to others.
+func (s *Store) FindMembers(ctx context.Context, actor domain.Actor, orgID string, after Cursor, limit int) (Page[domain.Member], error) {
+	if err := s.checkMember(ctx, actor, orgID); err != nil {
+		return Page[domain.Member]{}, err
+	}
+	rows, err := s.pool.Query(ctx, memberQuery+`
+		WHERE m.organization_id = $1 AND (m.created_at, m.user_id) > ($2, $3::uuid)
+		ORDER BY m.created_at, m.user_id LIMIT $4`, orgID, after.Time, after.uuid(), limit+1)
+	if err != nil {
+		return Page[domain.Member]{}, fmt.Errorf("find members: %w", err)
+	}
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Member, error) { return scanMember(r) })
+	if err != nil {
+		return Page[domain.Member]{}, fmt.Errorf("find members: %w", err)
+	}
+	return page(members, limit, func(m domain.Member) Cursor { return Cursor{m.CreatedAt, m.User.ID} }), nil
+}
+
+// FindMember returns userID's membership of orgID to a member. Returns domain.ErrNotFound
+// when either is unknown or the actor is not a member.
+func (s *Store) FindMember(ctx context.Context, actor domain.Actor, orgID, userID string) (domain.Member, error) {
+	if err := s.checkMember(ctx, actor, orgID); err != nil {
+		return domain.Member{}, err
+	}
+	if !validUUID(userID) {
+		return domain.Member{}, domain.ErrNotFound
+	}
+	m, err := scanMember(s.pool.QueryRow(ctx, memberQuery+` WHERE m.organization_id = $1 AND m.user_id = $2`, orgID, userID))
+	if err != nil {
+		return m, translate(fmt.Errorf("find member: %w", err))
+	}
+	return m, nil
+}
+
+func findMemberTx(ctx context.Context, tx pgx.Tx, orgID, userID string, lock bool) (domain.Member, error) {
+	if !validUUID(userID) {
+		return domain.Member{}, domain.ErrNotFound
+	}
+	q := memberQuery + ` WHERE m.organization_id = $1 AND m.user_id = $2`
+	if lock {
+		q += ` FOR UPDATE OF m`
+	}
+	m, err := scanMember(tx.QueryRow(ctx, q, orgID, userID))
+	if err != nil {
+		return m, translate(fmt.Errorf("find member: %w", err))
+	}
+	return m, nil
+}
+
+// AddMemberInput adds a member by email.
+type AddMemberInput struct {
+	Email             string
+	IsAdmin           bool
+	RequireAcceptance bool
+	Message           string
+	Metadata          json.RawMessage
+	// SendEmail false enqueues no email (service keys only; the caller sends its own).
+	SendEmail bool
+}
+
+// AddMemberResult is what AddMember did: Status is "added" (an active user, now a member)
+// or "invited" (a pending membership and an invitation).
+type AddMemberResult struct {
+	Status     string
+	Member     domain.Member
+	Invitation *domain.Invitation
+}
+
+// AddMember adds email to organization orgID (admins). An existing active user is added
+// at once and notified; with RequireAcceptance, or for an unknown email (an inactive user
+// is created) or an inactive user, the membership is pending and an invitation is sent.
+// Emits member_added, and user_invited for an invitation. Returns domain.ErrAlreadyMember
+// when the user is a member already (pending or not).
+func (s *Store) AddMember(ctx context.Context, actor domain.Actor, orgID string, in AddMemberInput) (AddMemberResult, error) {
+	var res AddMemberResult
+	err := s.write(ctx, func(c *change) error {
+		l, err := lockOrg(ctx, c.tx, actor, orgID, domain.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		res, err = s.addMemberTx(ctx, c, actor, l.org, in)
+		return err
+	})
+	return res, err
+}
+
+// BulkResult is the outcome of one item of AddMembers: Err is nil on success.
+type BulkResult struct {
+	Email string
+	AddMemberResult
+	Err error
+}
+
+// AddMembers adds each item like AddMember, in one transaction where each item is its own
+// savepoint, so one bad item does not stop the others. The permission check fails the
+// whole call (domain.ErrNotFound, domain.ErrForbidden).
+func (s *Store) AddMembers(ctx context.Context, actor domain.Actor, orgID string, items []AddMemberInput) ([]BulkResult, error) {
+	results := make([]BulkResult, len(items))
+	err := s.write(ctx, func(c *change) error {
+		l, err := lockOrg(ctx, c.tx, actor, orgID, domain.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		for i, in := range items {
+			results[i].Email = in.Email
+			sp, err := c.tx.Begin(ctx) // a savepoint
+			if err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			nEvents, nJobs := len(c.events), len(c.jobs)
+			item := &change{tx: sp, events: c.events, jobs: c.jobs}
+			res, err := s.addMemberTx(ctx, item, actor, l.org, in)
+			if err != nil {
+				if rerr := sp.Rollback(ctx); rerr != nil {
+					return fmt.Errorf("rollback to savepoint: %w", rerr)
+				}
+				c.events, c.jobs = c.events[:nEvents], c.jobs[:nJobs]
+				results[i].Err = translate(err)
+				continue
+			}
+			if err := sp.Commit(ctx); err != nil {
+				return fmt.Errorf("release savepoint: %w", err)
+			}
+			c.events, c.jobs = item.events, item.jobs
+			results[i].AddMemberResult = res
+		}
+		return nil
+	})
+	return results, err
+}
+
+func (s *Store) addMemberTx(ctx context.Context, c *change, actor domain.Actor, org domain.Organization, in AddMemberInput) (AddMemberResult, error) {
+	var res AddMemberResult
+	user, _, err := ensureUserTx(ctx, c.tx, in.Email, "")
+	if err != nil {
+		return res, err
+	}
+	meta := in.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage(`{}`)
+	}
+	pending := !user.IsActive || in.RequireAcceptance
+	var m domain.Member
+	err = scanMembership(c.tx.QueryRow(ctx, `
+		INSERT INTO memberships AS m (organization_id, user_id, is_admin, pending, metadata)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (organization_id, user_id) DO NOTHING
+		RETURNING `+membershipColumns, org.ID, user.ID, in.IsAdmin, pending, meta), &m)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return res, domain.ErrAlreadyMember
+	}
+	if err != nil {
+		return res, fmt.Errorf("create membership: %w", err)
+	}
+	m.User = user
+	m.Role = domain.RoleOf(m.IsAdmin, false)
+	res.Member = m
+	c.emit(memberAddedEvent(org.ID, user, in.IsAdmin, actor))
+	if !pending {
+		res.Status = "added"
+		if in.SendEmail {
+			c.enqueue(jobs.SendNotificationArgs{OrganizationID: org.ID, UserID: user.ID, ActorID: actor.UserID, AddedAt: m.CreatedAt})
+		}
+		return res, nil
+	}
+	res.Status = "invited"
+	inv, err := s.createInvitationTx(ctx, c, actor, org.ID, user, in)
+	if err != nil {
+		return res, err
+	}
+	res.Invitation = &inv
+	return res, nil
+}
+
+// UpdateMemberInput changes a membership; nil fields are left alone.
+type UpdateMemberInput struct {
+	IsAdmin  *bool
+	Metadata json.RawMessage
+}
+
+// UpdateMember changes userID's membership of orgID (admins). Emits member_updated when
+// anything changed. Returns domain.ErrOwnerMustBeAdmin when demoting the owner.
+func (s *Store) UpdateMember(ctx context.Context, actor domain.Actor, orgID, userID string, in UpdateMemberInput) (domain.Member, error) {
+	var m domain.Member
+	err := s.write(ctx, func(c *change) error {
+		if _, err := lockOrg(ctx, c.tx, actor, orgID, domain.RoleAdmin); err != nil {
+			return err
+		}
+		var err error
+		m, err = findMemberTx(ctx, c.tx, orgID, userID, true)
+		if err != nil {
+			return err
+		}
+		if err := domain.CheckDemotion(m.IsOwner, in.IsAdmin); err != nil {
+			return err
+		}
+		adminChanged := in.IsAdmin != nil && *in.IsAdmin != m.IsAdmin
+		metaChanged := in.Metadata != nil && !jsonEqual(in.Metadata, m.Metadata)
+		if !adminChanged && !metaChanged {
+			return nil
+		}
+		var meta any
+		if in.Metadata != nil {
+			meta = in.Metadata
+		}
+		if err := c.tx.QueryRow(ctx, `
+			UPDATE memberships SET is_admin = coalesce($3, is_admin), metadata = coalesce($4::jsonb, metadata)
+			WHERE organization_id = $1 AND user_id = $2
+			RETURNING is_admin, metadata`, orgID, userID, in.IsAdmin, meta).Scan(&m.IsAdmin, &m.Metadata); err != nil {
+			return fmt.Errorf("update member: %w", err)
+		}
+		m.Role = domain.RoleOf(m.IsAdmin, m.IsOwner)
+		c.emit(domain.Event{Type: domain.MemberUpdated, Subject: orgID, OrganizationID: orgID, Data: map[string]any{
+			"organization_id": orgID, "user_id": userID, "is_admin": m.IsAdmin, "actor_id": actorRef(actor),
+		}})
+		return nil
+	})
+	return m, err
+}
+
+// RemoveMember removes userID from orgID: admins remove anyone but the owner, members may
+// leave. A pending member's invitation is revoked with it. Emits invitation_revoked (for a
+// pending invitation) and member_removed. Returns domain.ErrOwnerCannotBeRemoved,
+// domain.ErrForbidden, domain.ErrNotFound.
+func (s *Store) RemoveMember(ctx context.Context, actor domain.Actor, orgID, userID string) error {
+	return s.write(ctx, func(c *change) error {
+		l, err := lockOrg(ctx, c.tx, actor, orgID, "")
+		if err != nil {
+			return err
+		}
+		m, err := findMemberTx(ctx, c.tx, orgID, userID, true)
+		if err != nil {
+			return err
+		}
+		if err := domain.CanRemoveMember(actor.IsSuperuser(), actor.UserID, l.role, userID, m.IsOwner); err != nil {
+			return err
+		}
+		if _, err := c.tx.Exec(ctx, `DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2`, orgID, userID); err != nil {
+			return fmt.Errorf("remove member: %w", err)
+		}
+		if err := endInvitationsTx(ctx, c, orgID, userID, domain.StatusRevoked, s.now()); err != nil {
+			return err
+		}
+		c.emit(memberRemovedEvent(orgID, userID, actor))
+		return nil
+	})
+}
+
+// endInvitationsTx moves userID's pending invitations to orgID into status and emits the
+// matching event for each.
+func endInvitationsTx(ctx context.Context, c *change, orgID, userID string, status domain.InvitationStatus, now time.Time) error {
+	rows, err := c.tx.Query(ctx, `
+		UPDATE invitations SET status = $3, responded_at = $4
+		WHERE organization_id = $1 AND user_id = $2 AND status = 'pending'
+		RETURNING id`, orgID, userID, string(status), now)
+	if err != nil {
+		return fmt.Errorf("end invitations: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("end invitations: %w", err)
+	}
+	for _, id := range ids {
+		c.emit(invitationEndedEvent(status, id, orgID, userID))
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/orgs-dev/orgs/internal/domain"
+)
+
+// Store is orgs' storage. Each method that changes state owns one transaction in which it
+// locks the organization concerned (its row, first, so that one organization's outbox
+// order is its commit order), makes the change, writes the change's domain events to the
+// outbox and inserts its email jobs.
+type Store struct {
+	pool  *pgxpool.Pool
+	river *river.Client[pgx.Tx]
+	cfg   StoreConfig
+}
+
+// StoreConfig holds the Store's settings.
+type StoreConfig struct {
+	// InvitationTTL is how long an invitation or activation link is valid.
+	InvitationTTL time.Duration
+	// SessionTTL is how long a session is valid.
+	SessionTTL time.Duration
+	// AfterCommit, if set, is called after each commit that wrote events (the api wakes
+	// its outbox relay with it). It must not block.
+	AfterCommit func()
+	// Now returns the current time; tests may fix it.
+	Now func() time.Time
+}
+
+// NewStore returns a Store on pool. It inserts jobs with an insert-only River client.
+func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
+	if cfg.InvitationTTL == 0 {
+		cfg.InvitationTTL = 168 * time.Hour
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 720 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	// An insert-only client: no queues, no workers; it cannot fail with this config.
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		panic(fmt.Sprintf("river insert-only client: %v", err))
+	}
+	return &Store{pool: pool, river: rc, cfg: cfg}
+}
+
+// Pool returns the store's connection pool.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that Postgres answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func (s *Store) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// newID returns a time-ordered UUID (v7), which keeps the primary-key indexes compact.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// validUUID reports whether s is a UUID; ids that are not cannot exist (ErrNotFound).
+func validUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+// change is one write transaction: its events and jobs are written just before commit.
+type change struct {
+	tx     pgx.Tx
+	events []domain.Event
+	jobs   []river.InsertManyParams
+}
+
+func (c *change) emit(e domain.Event) { c.events = append(c.events, e) }
+
+func (c *change) enqueue(args river.JobArgs) {
+	c.jobs = append(c.jobs, river.InsertManyParams{Args: args})
+}
+
+// write runs fn in a transaction, then writes its events to the outbox and inserts its
+// jobs in the same transaction, and commits.
+func (s *Store) write(ctx context.Context, fn func(c *change) error) error {
+	var wrote bool
+	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		c := &change{tx: tx}
+		if err := fn(c); err != nil {
+			return err
+		}
+		if err := s.flush(ctx, c); err != nil {
+			return err
+		}
+		wrote = len(c.events) > 0
+		return nil
+	})
+	if err != nil {
+		return translate(err)
+	}
+	if wrote && s.cfg.AfterCommit != nil {
+		s.cfg.AfterCommit()
+	}
+	return nil
+}
+
+// flush writes c's events in one statement and its jobs in one InsertManyTx.
+func (s *Store) flush(ctx context.Context, c *change) error {
+	if n := len(c.events); n > 0 {
+		ids := make([]string, n)
+		types := make([]string, n)
+		subjects := make([]string, n)
+		orgs := make([]*string, n)
+		datas := make([]string, n)
+		for i, e := range c.events {
+			b, err := json.Marshal(e.Data)
+			if err != nil {
+				return fmt.Errorf("encode %s event: %w", e.Type, err)
+			}
+			ids[i], types[i], subjects[i], datas[i] = newID(), string(e.Type), e.Subject, string(b)
+			if e.OrganizationID != "" {
+				org := e.OrganizationID
+				orgs[i] = &org
+			}
+		}
+		// unnest keeps the rows in order, so pos (bigserial) follows emission order.
+		_, err := c.tx.Exec(ctx, `
+			INSERT INTO outbox (id, type, subject, organization_id, data)
+			SELECT id, type, subject, org, data::jsonb
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[])
+				WITH ORDINALITY AS e(id, type, subject, org, data, n)
+			ORDER BY n`, ids, types, subjects, orgs, datas)
+		if err != nil {
+			return fmt.Errorf("write outbox: %w", err)
+		}
+	}
+	if len(c.jobs) > 0 {
+		if _, err := s.river.InsertManyTx(ctx, c.tx, c.jobs); err != nil {
+			return fmt.Errorf("insert jobs: %w", err)
+		}
+	}
+	return nil
+}
+
+// translate turns pgx and Postgres errors into domain errors.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w (%v)", domain.ErrNotFound, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		switch pgErr.ConstraintName {
+		case "organizations_slug_key":
+			return fmt.Errorf("%w: %v", domain.ErrSlugTaken, err)
+		case "users_email_key":
+			return fmt.Errorf("%w: %v", domain.ErrEmailTaken, err)
+		case "users_external_id_key":
+			return fmt.Errorf("%w: %v", domain.ErrExternalIDTaken, err)
+		case "memberships_pkey", "invitations_pending_key":
+			return fmt.Errorf("%w: %v", domain.ErrAlreadyMember, err)
+		}
+	}
+	return err
+}
+
+// orgLock is an organization locked by a write transaction, with the actor's role in it.
+type orgLock struct {
+	org  domain.Organization
+	role domain.Role // "" when the actor is not an active member
+}
+
+const orgColumns = `o.id, o.name, o.slug, o.is_active, o.owner_id, o.metadata, o.created_at, o.updated_at`
+
+func scanOrg(row interface{ Scan(...any) error }, o *domain.Organization, extra ...any) error {
+	dest := append([]any{&o.ID, &o.Name, &o.Slug, &o.IsActive, &o.OwnerID, &o.Metadata, &o.CreatedAt, &o.UpdatedAt}, extra...)
+	return row.Scan(dest...)
+}
+
+// lockOrg locks organization id (FOR NO KEY UPDATE: writers of one organization queue up,
+// foreign-key checks of new rows still pass) and returns it with actor's role. It must be
+// the first statement of a write transaction that changes an organization. It checks that
+// the actor has at least role want: ErrNotFound for non-members, ErrForbidden otherwise.
+func lockOrg(ctx context.Context, tx pgx.Tx, actor domain.Actor, id string, want domain.Role) (orgLock, error) {
+	if !validUUID(id) {
+		return orgLock{}, domain.ErrNotFound
+	}
+	var (
+		l               orgLock
+		isAdmin, pending *bool
+	)
+	err := scanOrg(tx.QueryRow(ctx, `
+		SELECT `+orgColumns+`, m.is_admin, m.pending
+		FROM organizations o
+		LEFT JOIN memberships m ON m.organization_id = o.id AND m.user_id = $2
+		WHERE o.id = $1
+		FOR NO KEY UPDATE OF o`, id, nullUUID(actor.UserID)), &l.org, &isAdmin, &pending)
+	if err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return orgLock{}, domain.ErrNotFound
+		}
+		return orgLock{}, fmt.Errorf("lock organization %s: %w", id, err)
+	}
+	if isAdmin != nil && !*pending {
+		l.role = domain.RoleOf(*isAdmin, l.org.OwnerID == actor.UserID)
+	}
+	if err := domain.CheckRole(actor.IsSuperuser(), l.role, want); err != nil {
+		return orgLock{}, err
+	}
+	return l, nil
+}
+
+// nullUUID passes "" as SQL NULL.
+func nullUUID(id string) *string {
+	if id == "" || !validUUID(id) {
+		return nil
+	}
+	return &id
+}
+
+// actorRef is the actor_id of an event: the user id, or null for a service.
+func actorRef(a domain.Actor) *string {
+	if a.UserID == "" {
+		return nil
+	}
+	id := a.UserID
+	return &id
+}

@@ -1,0 +1,174 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/orgs-dev/orgs/internal/domain"
+	"github.com/orgs-dev/orgs/internal/postgres"
+	"github.com/orgs-dev/orgs/internal/postgres/postgrestest"
+)
+
+type testBundle struct {
+	store *postgres.Store
+	ctx   context.Context
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := postgrestest.New(t)
+	return &testBundle{store: postgres.NewStore(pool, postgres.StoreConfig{}), ctx: context.Background()}
+}
+
+// activeUser creates an active user through the customer-user upsert.
+func (b *testBundle) activeUser(t *testing.T, email string) domain.User {
+	t.Helper()
+	active := true
+	u, _, err := b.store.UpsertUser(b.ctx, domain.Actor{Service: "test"}, postgres.UpsertUserInput{Email: email, IsActive: &active})
+	if err != nil {
+		t.Fatalf("upsert user %s: %v", email, err)
+	}
+	return u
+}
+
+// outboxTypes returns the event types in the outbox for org, in (xid, pos) order.
+func (b *testBundle) outboxTypes(t *testing.T, orgID string) []string {
+	t.Helper()
+	rows, err := b.store.Pool().Query(b.ctx, `SELECT type FROM outbox WHERE organization_id = $1 ORDER BY xid, pos`, orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var types []string
+	for rows.Next() {
+		var s string
+		_ = rows.Scan(&s)
+		types = append(types, s)
+	}
+	return types
+}
+
+func TestOrganizationLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "owner@example.com")
+	alice := b.activeUser(t, "Alice@Example.com")
+	actor := domain.Actor{UserID: owner.ID}
+
+	org, err := b.store.CreateOrganization(b.ctx, actor, postgres.CreateOrganizationInput{Name: "Vizsla Club"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if org.Slug != "vizsla-club" || org.OwnerID != owner.ID || !org.IsActive {
+		t.Fatalf("got %+v, want slug vizsla-club owned by %s", org, owner.ID)
+	}
+	org2, err := b.store.CreateOrganization(b.ctx, actor, postgres.CreateOrganizationInput{Name: "Vizsla  club!"})
+	if err != nil || org2.Slug != "vizsla-club-2" {
+		t.Fatalf("second slug: got %q (%v), want vizsla-club-2", org2.Slug, err)
+	}
+
+	res, err := b.store.AddMember(b.ctx, actor, org.ID, postgres.AddMemberInput{Email: "alice@example.COM", SendEmail: true})
+	if err != nil || res.Status != "added" || res.Member.User.ID != alice.ID {
+		t.Fatalf("add alice: got %+v, %v", res, err)
+	}
+	if _, err := b.store.AddMember(b.ctx, actor, org.ID, postgres.AddMemberInput{Email: "ALICE@example.com"}); !errors.Is(err, domain.ErrAlreadyMember) {
+		t.Fatalf("add alice twice: got %v, want ErrAlreadyMember", err)
+	}
+	if err := b.store.RemoveMember(b.ctx, actor, org.ID, owner.ID); !errors.Is(err, domain.ErrOwnerCannotBeRemoved) {
+		t.Fatalf("remove owner: got %v", err)
+	}
+	no := false
+	if _, err := b.store.UpdateMember(b.ctx, actor, org.ID, owner.ID, postgres.UpdateMemberInput{IsAdmin: &no}); !errors.Is(err, domain.ErrOwnerMustBeAdmin) {
+		t.Fatalf("demote owner: got %v", err)
+	}
+	if _, err := b.store.TransferOwnership(b.ctx, actor, org.ID, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.store.FindMember(b.ctx, actor, org.ID, owner.ID)
+	if err != nil || !m.IsAdmin || m.IsOwner || m.Role != domain.RoleAdmin {
+		t.Fatalf("old owner: got %+v, %v; want admin, not owner", m, err)
+	}
+	// invite a new user
+	inv, err := b.store.AddMember(b.ctx, domain.Actor{UserID: alice.ID}, org.ID, postgres.AddMemberInput{Email: "new@example.com", SendEmail: true})
+	if err != nil || inv.Status != "invited" || inv.Invitation == nil || inv.Member.User.IsActive {
+		t.Fatalf("invite: got %+v, %v", inv, err)
+	}
+	if err := b.store.DeleteOrganization(b.ctx, actor, org.ID); !errors.Is(err, domain.ErrForbidden) {
+		t.Fatalf("delete by non-owner: got %v, want ErrForbidden", err)
+	}
+	if err := b.store.DeleteOrganization(b.ctx, domain.Actor{UserID: alice.ID}, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := b.outboxTypes(t, org.ID)
+	want := []string{"org_created", "member_added", "member_added", "member_updated", "owner_changed",
+		"member_added", "user_invited", "member_removed", "member_removed", "member_removed", "org_deleted"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outbox:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestSignUpActivate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	u, org, err := b.store.SignUp(b.ctx, postgres.SignUpInput{Email: "Bob@example.com", Name: "Bob", OrganizationName: "Bob's Ærø Café"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.IsActive || org.IsActive || org.Slug != "bob-s-aero-cafe" {
+		t.Fatalf("got user %+v org %+v", u, org)
+	}
+	_, orgs, err := b.store.FindActivation(b.ctx, u.ID)
+	if err != nil || len(orgs) != 1 {
+		t.Fatalf("find activation: %v %v", orgs, err)
+	}
+	hash := "x"
+	u2, _, err := b.store.Activate(b.ctx, u.ID, postgres.ActivateInput{PasswordHash: &hash, SessionHash: []byte("0123456789")})
+	if err != nil || !u2.IsActive {
+		t.Fatalf("activate: %+v %v", u2, err)
+	}
+	if _, _, err := b.store.Activate(b.ctx, u.ID, postgres.ActivateInput{SessionHash: []byte("abc")}); !errors.Is(err, domain.ErrTokenInvalid) {
+		t.Fatalf("second activation: got %v, want ErrTokenInvalid", err)
+	}
+	if _, _, err := b.store.SignUp(b.ctx, postgres.SignUpInput{Email: "bob@EXAMPLE.com", OrganizationName: "x"}); !errors.Is(err, domain.ErrEmailTaken) {
+		t.Fatalf("sign-up of active email: got %v, want ErrEmailTaken", err)
+	}
+}
+
+func TestConcurrentTransfers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "o@example.com")
+	x := b.activeUser(t, "x@example.com")
+	y := b.activeUser(t, "y@example.com")
+	a := domain.Actor{UserID: owner.ID}
+	org, err := b.store.CreateOrganization(b.ctx, a, postgres.CreateOrganizationInput{Name: "race"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []domain.User{x, y} {
+		if _, err := b.store.AddMember(b.ctx, a, org.ID, postgres.AddMemberInput{Email: u.Email}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); _, errs[0] = b.store.TransferOwnership(b.ctx, a, org.ID, x.ID) }()
+	go func() { defer wg.Done(); _, errs[1] = b.store.TransferOwnership(b.ctx, a, org.ID, y.ID) }()
+	go func() { defer wg.Done(); errs[2] = b.store.RemoveMember(b.ctx, a, org.ID, x.ID) }()
+	wg.Wait()
+	got, err := b.store.FindOrganization(b.ctx, domain.Actor{Service: "t"}, org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owners int
+	if err := b.store.Pool().QueryRow(b.ctx, `SELECT count(*) FROM memberships m JOIN organizations o ON o.id = m.organization_id AND o.owner_id = m.user_id WHERE o.id = $1`, org.ID).Scan(&owners); err != nil || owners != 1 {
+		t.Fatalf("owner memberships: got %d (%v), want 1 (errors %v)", owners, err, errs)
+	}
+	if got.OwnerID == owner.ID && errs[0] == nil && errs[1] == nil {
+		t.Fatalf("both transfers succeeded but owner unchanged")
+	}
+}
