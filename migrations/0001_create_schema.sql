@@ -65,6 +65,9 @@ CREATE TABLE invitations (
 	created_at      timestamptz NOT NULL DEFAULT now(),
 	expires_at      timestamptz NOT NULL,
 	reminders_sent  integer NOT NULL DEFAULT 0,
+	-- the last scheduled reminder (1, 2, ... of ORGS_REMINDER_SCHEDULE) sent; manual
+	-- reminders count in reminders_sent only, so they do not shift the schedule.
+	scheduled_reminders integer NOT NULL DEFAULT 0,
 	last_sent_at    timestamptz,
 	responded_at    timestamptz
 );

@@ -275,9 +275,9 @@ func (s *Store) RemindMember(ctx context.Context, actor domain.Actor, orgID, use
 	return inv, err
 }
 
-// RemindInvitation sends scheduled reminder number n of invitation id, if it is still
-// pending and has had fewer than n reminders (so a repeated call sends nothing). It
-// reports whether a reminder was sent.
+// RemindInvitation sends scheduled reminder number n (1, 2, ...) of invitation id, if it
+// is still pending and unexpired and its scheduled reminder n was not sent yet (so a
+// repeated or concurrent call sends nothing). It reports whether a reminder was sent.
 func (s *Store) RemindInvitation(ctx context.Context, id string, n int) (bool, error) {
 	orgID, err := s.invitationOrg(ctx, id)
 	if err != nil {
@@ -288,12 +288,18 @@ func (s *Store) RemindInvitation(ctx context.Context, id string, n int) (bool, e
 		if err := lockOrgRow(ctx, c.tx, orgID); err != nil {
 			return err
 		}
-		var inv domain.Invitation
-		if err := scanInvitation(c.tx.QueryRow(ctx, `SELECT `+invitationColumns+` FROM invitations i WHERE i.id = $1 FOR UPDATE`, id), &inv); err != nil {
+		var (
+			inv       domain.Invitation
+			scheduled int
+		)
+		if err := scanInvitation(c.tx.QueryRow(ctx, `SELECT `+invitationColumns+`, i.scheduled_reminders FROM invitations i WHERE i.id = $1 FOR UPDATE`, id), &inv, &scheduled); err != nil {
 			return translate(fmt.Errorf("find invitation %s: %w", id, err))
 		}
-		if inv.Status != domain.StatusPending || inv.RemindersSent >= n || !inv.ExpiresAt.After(s.now()) {
+		if inv.Status != domain.StatusPending || scheduled >= n || !inv.ExpiresAt.After(s.now()) {
 			return nil
+		}
+		if _, err := c.tx.Exec(ctx, `UPDATE invitations SET scheduled_reminders = $2 WHERE id = $1`, id, n); err != nil {
+			return fmt.Errorf("record scheduled reminder: %w", err)
 		}
 		sent = true
 		return s.remindTx(ctx, c, &inv)

@@ -10,19 +10,10 @@ import (
 	"github.com/orgs-dev/orgs/internal/domain"
 )
 
-// InvitationEmail is what the mailer needs to write an invitation or reminder email.
-type InvitationEmail struct {
-	Invitation   domain.Invitation
-	Organization domain.Organization
-	User         domain.User  // the invitee
-	Inviter      *domain.User // nil when a service invited or the inviter is gone
-	Message      string
-}
-
 // FindInvitationEmail returns invitation id with its organization, invitee and inviter.
 // Returns domain.ErrNotFound when it is gone (its organization was deleted).
-func (s *Store) FindInvitationEmail(ctx context.Context, id string) (InvitationEmail, error) {
-	var e InvitationEmail
+func (s *Store) FindInvitationEmail(ctx context.Context, id string) (domain.InvitationEmail, error) {
+	var e domain.InvitationEmail
 	u := &e.User
 	err := scanInvitation(s.pool.QueryRow(ctx, `
 		SELECT `+invitationColumns+`, i.message, `+orgColumns+`, `+userColumns+`
@@ -46,30 +37,17 @@ func (s *Store) FindInvitationEmail(ctx context.Context, id string) (InvitationE
 	return e, nil
 }
 
-// ActivationEmail is what the mailer needs to write an activation email.
-type ActivationEmail struct {
-	User          domain.User
-	Organizations []domain.Organization
-}
-
 // FindActivationEmail returns inactive user userID and the organizations they would join.
 // Returns domain.ErrTokenInvalid when there is nothing to activate any more.
-func (s *Store) FindActivationEmail(ctx context.Context, userID string) (ActivationEmail, error) {
+func (s *Store) FindActivationEmail(ctx context.Context, userID string) (domain.ActivationEmail, error) {
 	u, orgs, err := s.FindActivation(ctx, userID)
-	return ActivationEmail{User: u, Organizations: orgs}, err
-}
-
-// NotificationEmail is what the mailer needs to tell a user they were added.
-type NotificationEmail struct {
-	Organization domain.Organization
-	User         domain.User
-	Actor        *domain.User
+	return domain.ActivationEmail{User: u, Organizations: orgs}, err
 }
 
 // FindNotificationEmail returns userID's membership of orgID for the notification email.
 // Returns domain.ErrNotFound when the membership is gone.
-func (s *Store) FindNotificationEmail(ctx context.Context, orgID, userID, actorID string) (NotificationEmail, error) {
-	var e NotificationEmail
+func (s *Store) FindNotificationEmail(ctx context.Context, orgID, userID, actorID string) (domain.NotificationEmail, error) {
+	var e domain.NotificationEmail
 	u := &e.User
 	err := scanOrg(s.pool.QueryRow(ctx, `
 		SELECT `+orgColumns+`, `+userColumns+`

@@ -1,0 +1,279 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/rs/zerolog"
+
+	"github.com/orgs-dev/orgs/internal/domain"
+	"github.com/orgs-dev/orgs/internal/mail"
+)
+
+// mailStore is what the mail workers read.
+type mailStore interface {
+	FindInvitationEmail(ctx context.Context, id string) (domain.InvitationEmail, error)
+	FindActivationEmail(ctx context.Context, userID string) (domain.ActivationEmail, error)
+	FindNotificationEmail(ctx context.Context, orgID, userID, actorID string) (domain.NotificationEmail, error)
+}
+
+// tokenSigner mints activation tokens when an email is built; tokens are never stored.
+type tokenSigner interface {
+	Activation(userID string, expires time.Time) string
+}
+
+// MailConfig holds what the emails show.
+type MailConfig struct {
+	SiteName      string
+	ActivationURL string // template with {user_id} and {token}
+	AcceptURL     string // template with {invitation_id}
+	PublicURL     string
+}
+
+// MailMetrics are the mailer's metrics.
+type MailMetrics struct {
+	Sent     *prometheus.CounterVec   // orgs_mail_sent_total{template,result}
+	Duration *prometheus.HistogramVec // orgs_mail_send_duration_seconds{template}
+}
+
+// NewMailMetrics registers the mailer's metrics on reg.
+func NewMailMetrics(reg prometheus.Registerer) *MailMetrics {
+	m := &MailMetrics{
+		Sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "orgs", Subsystem: "mail", Name: "sent_total",
+			Help: "Emails by template and result: sent, skipped (nothing to send any more), duplicate (already accepted before a retry), temporary_error (retried), rejected (permanent, job cancelled).",
+		}, []string{"template", "result"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "orgs", Subsystem: "mail", Name: "send_duration_seconds",
+			Help:    "Time to hand one email to the mail transport.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"template"}),
+	}
+	reg.MustRegister(m.Sent, m.Duration)
+	return m
+}
+
+// Mailer renders and sends the email jobs. A job whose email the SMTP server accepted is
+// recorded in mail_deliveries in the transaction that completes the job, so a retry of
+// it (after a failure to complete) never sends again; the one window for a duplicate is a
+// crash between the server's acceptance and that commit.
+type Mailer struct {
+	pool     *pgxpool.Pool
+	store    mailStore
+	renderer *mail.Renderer
+	sender   *mail.Sender
+	signer   tokenSigner
+	cfg      MailConfig
+	metrics  *MailMetrics
+	now      func() time.Time
+}
+
+// NewMailer returns a Mailer.
+func NewMailer(pool *pgxpool.Pool, store mailStore, renderer *mail.Renderer, sender *mail.Sender, signer tokenSigner, cfg MailConfig, metrics *MailMetrics) *Mailer {
+	return &Mailer{pool: pool, store: store, renderer: renderer, sender: sender, signer: signer, cfg: cfg, metrics: metrics, now: time.Now}
+}
+
+// AddWorkers registers the four email workers.
+func (m *Mailer) AddWorkers(w *river.Workers) {
+	river.AddWorker(w, &invitationWorker{m: m})
+	river.AddWorker(w, &activationWorker{m: m})
+	river.AddWorker(w, &reminderWorker{m: m})
+	river.AddWorker(w, &notificationWorker{m: m})
+}
+
+// ActivationLink fills the activation URL template.
+func ActivationLink(tmpl, userID, token string) string {
+	return strings.NewReplacer("{user_id}", userID, "{token}", token).Replace(tmpl)
+}
+
+// AcceptLink fills the accept URL template.
+func AcceptLink(tmpl, invitationID string) string {
+	return strings.ReplaceAll(tmpl, "{invitation_id}", invitationID)
+}
+
+type invitationWorker struct {
+	river.WorkerDefaults[SendInvitationArgs]
+	m *Mailer
+}
+
+func (w *invitationWorker) Work(ctx context.Context, job *river.Job[SendInvitationArgs]) error {
+	return w.m.invitation(ctx, job.JobRow.ID, job, job.Args.InvitationID, false)
+}
+
+type reminderWorker struct {
+	river.WorkerDefaults[SendReminderArgs]
+	m *Mailer
+}
+
+func (w *reminderWorker) Work(ctx context.Context, job *river.Job[SendReminderArgs]) error {
+	return w.m.invitation(ctx, job.JobRow.ID, job, job.Args.InvitationID, true)
+}
+
+// invitation sends an invitation (or reminder) email if the invitation is still pending.
+func (m *Mailer) invitation(ctx context.Context, jobID int64, job any, invitationID string, reminder bool) error {
+	e, err := m.store.FindInvitationEmail(ctx, invitationID)
+	tmpl := mail.TemplateInvitation
+	if reminder {
+		tmpl = mail.TemplateReminder
+	}
+	if errors.Is(err, domain.ErrNotFound) {
+		return m.skip(ctx, job, tmpl)
+	}
+	if err != nil {
+		return err
+	}
+	if e.Invitation.Status != domain.StatusPending || (e.User.IsActive && !e.Invitation.RequireAcceptance) {
+		return m.skip(ctx, job, tmpl)
+	}
+	data := mail.Data{
+		SiteName: m.cfg.SiteName, RecipientEmail: e.Invitation.Email, RecipientName: e.User.Name,
+		OrganizationName: e.Organization.Name, ExpiresAt: e.Invitation.ExpiresAt, Message: e.Message, Now: m.now(),
+	}
+	if e.Inviter != nil {
+		data.InviterName, data.InviterEmail = e.Inviter.Name, e.Inviter.Email
+	}
+	if e.Invitation.RequireAcceptance {
+		if !reminder {
+			tmpl = mail.TemplateInvitationAccept
+		}
+		data.Link = AcceptLink(m.cfg.AcceptURL, e.Invitation.ID)
+	} else {
+		data.Link = ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(e.User.ID, e.Invitation.ExpiresAt))
+	}
+	return m.send(ctx, jobID, job, tmpl, e.User.ID, data)
+}
+
+type activationWorker struct {
+	river.WorkerDefaults[SendActivationArgs]
+	m *Mailer
+}
+
+func (w *activationWorker) Work(ctx context.Context, job *river.Job[SendActivationArgs]) error {
+	m := w.m
+	e, err := m.store.FindActivationEmail(ctx, job.Args.UserID)
+	if errors.Is(err, domain.ErrTokenInvalid) || errors.Is(err, domain.ErrNotFound) {
+		return m.skip(ctx, job, mail.TemplateActivation)
+	}
+	if err != nil {
+		return err
+	}
+	data := mail.Data{
+		SiteName: m.cfg.SiteName, RecipientEmail: e.User.Email, RecipientName: e.User.Name,
+		ExpiresAt: job.Args.ExpiresAt, Now: m.now(),
+		Link: ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(e.User.ID, job.Args.ExpiresAt)),
+	}
+	if len(e.Organizations) > 0 {
+		data.OrganizationName = e.Organizations[0].Name
+	}
+	return m.send(ctx, job.JobRow.ID, job, mail.TemplateActivation, e.User.ID, data)
+}
+
+type notificationWorker struct {
+	river.WorkerDefaults[SendNotificationArgs]
+	m *Mailer
+}
+
+func (w *notificationWorker) Work(ctx context.Context, job *river.Job[SendNotificationArgs]) error {
+	m := w.m
+	e, err := m.store.FindNotificationEmail(ctx, job.Args.OrganizationID, job.Args.UserID, job.Args.ActorID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return m.skip(ctx, job, mail.TemplateNotification)
+	}
+	if err != nil {
+		return err
+	}
+	data := mail.Data{
+		SiteName: m.cfg.SiteName, RecipientEmail: e.User.Email, RecipientName: e.User.Name,
+		OrganizationName: e.Organization.Name, Link: m.cfg.PublicURL, Now: m.now(),
+	}
+	if e.Actor != nil {
+		data.InviterName, data.InviterEmail = e.Actor.Name, e.Actor.Email
+	}
+	return m.send(ctx, job.JobRow.ID, job, mail.TemplateNotification, e.User.ID, data)
+}
+
+// skip completes a job whose email has nothing to say any more (the invitation was
+// revoked, the user activated, the organization deleted).
+func (m *Mailer) skip(ctx context.Context, job any, tmpl string) error {
+	zerolog.Ctx(ctx).Debug().Str("template", tmpl).Msg("email no longer needed")
+	m.metrics.Sent.WithLabelValues(tmpl, "skipped").Inc()
+	return nil
+}
+
+// send renders and sends one email for job jobID, unless an earlier attempt of the job was
+// already accepted by the server, and records the delivery while completing the job.
+func (m *Mailer) send(ctx context.Context, jobID int64, job any, tmpl, recipientID string, data mail.Data) error {
+	var delivered bool
+	if err := m.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mail_deliveries WHERE job_id = $1)`, jobID).Scan(&delivered); err != nil {
+		return fmt.Errorf("check delivery: %w", err)
+	}
+	if delivered {
+		m.metrics.Sent.WithLabelValues(tmpl, "duplicate").Inc()
+		return nil
+	}
+	content, err := m.renderer.Render(tmpl, data)
+	if err != nil {
+		m.metrics.Sent.WithLabelValues(tmpl, "rejected").Inc()
+		return river.JobCancel(fmt.Errorf("render %s: %w", tmpl, err))
+	}
+	email := mail.Email{
+		To: data.RecipientEmail, ToName: data.RecipientName, Template: tmpl,
+		Subject: content.Subject, Text: content.Text, HTML: content.HTML,
+		MessageID: fmt.Sprintf("<job-%d@orgs>", jobID),
+	}
+	if data.InviterName != "" || data.InviterEmail != "" {
+		email.FromName = data.Inviter()
+		email.ReplyTo = data.InviterEmail
+	}
+	start := time.Now()
+	err = m.sender.Send(ctx, email)
+	m.metrics.Duration.WithLabelValues(tmpl).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if mail.IsPermanent(err) {
+			m.metrics.Sent.WithLabelValues(tmpl, "rejected").Inc()
+			return river.JobCancel(fmt.Errorf("send %s: %w", tmpl, err))
+		}
+		m.metrics.Sent.WithLabelValues(tmpl, "temporary_error").Inc()
+		return fmt.Errorf("send %s: %w", tmpl, err)
+	}
+	m.metrics.Sent.WithLabelValues(tmpl, "sent").Inc()
+	// Record the delivery and complete the job in one transaction. The context may be
+	// cancelled by a shutdown right now: finish anyway, the email is out.
+	ctx = context.WithoutCancel(ctx)
+	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO mail_deliveries (job_id, kind, recipient_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			jobID, tmpl, recipientID); err != nil {
+			return fmt.Errorf("record delivery: %w", err)
+		}
+		return completeTx(ctx, tx, job)
+	})
+}
+
+// completeTx marks job completed in tx (river.JobCompleteTx for each args type).
+func completeTx(ctx context.Context, tx pgx.Tx, job any) error {
+	var err error
+	switch j := job.(type) {
+	case *river.Job[SendInvitationArgs]:
+		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
+	case *river.Job[SendActivationArgs]:
+		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
+	case *river.Job[SendReminderArgs]:
+		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
+	case *river.Job[SendNotificationArgs]:
+		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
+	default:
+		err = fmt.Errorf("complete job: unexpected %T", job)
+	}
+	if err != nil {
+		return fmt.Errorf("complete job: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+
+	"github.com/orgs-dev/orgs/orgsevents"
+)
+
+// ScheduledReminderArgs sends scheduled reminder number Reminder (1-based, the position in
+// ORGS_REMINDER_SCHEDULE) of an invitation, at its ScheduledAt. UserID and
+// OrganizationID let the reminder service cancel it when the user activates or leaves.
+type ScheduledReminderArgs struct {
+	InvitationID   string `json:"invitation_id"`
+	OrganizationID string `json:"organization_id"`
+	UserID         string `json:"user_id"`
+	Reminder       int    `json:"reminder"`
+}
+
+// Kind is permanent.
+func (ScheduledReminderArgs) Kind() string { return "scheduled_reminder" }
+
+// InsertOpts puts the job on the reminder queue, unique by its arguments so that a
+// redelivered user_invited event or two reminder replicas schedule it once.
+func (ScheduledReminderArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueReminder, MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// ExpireInvitationsArgs is the periodic sweep that expires invitations past their expiry.
+type ExpireInvitationsArgs struct{}
+
+// Kind is permanent.
+func (ExpireInvitationsArgs) Kind() string { return "expire_invitations" }
+
+// InsertOpts puts the sweep on the reminder queue; one at a time.
+func (ExpireInvitationsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueReminder, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{
+		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable, rivertype.JobStateScheduled},
+	}}
+}
+
+// reminderStore is what the reminder service changes.
+type reminderStore interface {
+	RemindInvitation(ctx context.Context, id string, n int) (bool, error)
+	ExpireInvitations(ctx context.Context, limit int) (int, error)
+	CountPendingInvitations(ctx context.Context) (int64, error)
+}
+
+// ReminderMetrics are the reminder service's metrics.
+type ReminderMetrics struct {
+	Sent      prometheus.Counter // orgs_reminders_sent_total
+	Expired   prometheus.Counter // orgs_invitations_expired_total
+	Pending   prometheus.Gauge   // orgs_invitations_pending
+	Scheduled prometheus.Counter // orgs_reminders_scheduled_total
+	Cancelled prometheus.Counter // orgs_reminders_cancelled_total
+}
+
+// NewReminderMetrics registers the reminder service's metrics on reg.
+func NewReminderMetrics(reg prometheus.Registerer) *ReminderMetrics {
+	m := &ReminderMetrics{
+		Sent:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_sent_total", Help: "Scheduled reminders sent."}),
+		Expired:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "invitations_expired_total", Help: "Invitations expired by the sweep."}),
+		Pending:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "orgs", Name: "invitations_pending", Help: "Pending invitations, as of the last sweep."}),
+		Scheduled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_scheduled_total", Help: "Reminder jobs scheduled from user_invited events."}),
+		Cancelled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_cancelled_total", Help: "Scheduled reminder jobs cancelled by events."}),
+	}
+	reg.MustRegister(m.Sent, m.Expired, m.Pending, m.Scheduled, m.Cancelled)
+	return m
+}
+
+// Reminders is the reminder service: it schedules a reminder job at each delay of the
+// schedule when an invitation is created (from the user_invited event), cancels them when
+// the invitation ends (accepted, declined, revoked, expired, member removed, organization
+// deleted, user activated), sends them when due, and sweeps expired invitations.
+//
+// Every reminder job re-checks the invitation under its organization's lock before
+// sending (RemindInvitation), so a cancellation that comes late never lets a wrong
+// reminder out, and two replicas never send one twice.
+type Reminders struct {
+	store    reminderStore
+	client   *river.Client[pgx.Tx] // set by SetClient once the client exists
+	schedule []time.Duration
+	metrics  *ReminderMetrics
+	logger   zerolog.Logger
+}
+
+// NewReminders returns the reminder service for schedule (delays after the invitation).
+func NewReminders(store reminderStore, schedule []time.Duration, metrics *ReminderMetrics, logger zerolog.Logger) *Reminders {
+	return &Reminders{store: store, schedule: schedule, metrics: metrics, logger: logger}
+}
+
+// SetClient gives the service the River client it schedules and cancels jobs with.
+func (r *Reminders) SetClient(c *river.Client[pgx.Tx]) { r.client = c }
+
+// AddWorkers registers the reminder and sweep workers.
+func (r *Reminders) AddWorkers(w *river.Workers) {
+	river.AddWorker(w, &scheduledReminderWorker{r: r})
+	river.AddWorker(w, &expireWorker{r: r})
+}
+
+// PeriodicJobs returns the sweep, run every interval on the leader.
+func (r *Reminders) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
+	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return ExpireInvitationsArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})}
+}
+
+// EventTypes are the events HandleEvent reacts to.
+var EventTypes = []string{
+	orgsevents.TypeUserInvited, orgsevents.TypeUserActivated, orgsevents.TypeInvitationAccepted,
+	orgsevents.TypeInvitationDeclined, orgsevents.TypeInvitationRevoked, orgsevents.TypeInvitationExpired,
+	orgsevents.TypeMemberRemoved, orgsevents.TypeOrgDeleted,
+}
+
+// HandleEvent reacts to one domain event. It is idempotent: scheduling is unique by
+// arguments and cancelling what is already cancelled does nothing.
+func (r *Reminders) HandleEvent(ctx context.Context, ev orgsevents.Event) error {
+	var d struct {
+		Invitation *struct {
+			ID             string     `json:"id"`
+			OrganizationID string     `json:"organization_id"`
+			UserID         string     `json:"user_id"`
+			Status         string     `json:"status"`
+			CreatedAt      time.Time  `json:"created_at"`
+			ExpiresAt      time.Time  `json:"expires_at"`
+			LastSentAt     *time.Time `json:"last_sent_at"`
+		} `json:"invitation"`
+		InvitationID   string `json:"invitation_id"`
+		OrganizationID string `json:"organization_id"`
+		UserID         string `json:"user_id"`
+		User           *struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	if err := ev.Decode(&d); err != nil {
+		return fmt.Errorf("%w: %v", orgsevents.ErrPoison, err)
+	}
+	switch ev.Type {
+	case orgsevents.TypeUserInvited:
+		inv := d.Invitation
+		if inv == nil || inv.Status != "pending" || inv.LastSentAt == nil {
+			return nil // not sent by us (send_email: false): the customer reminds
+		}
+		var params []river.InsertManyParams
+		for i, delay := range r.schedule {
+			at := inv.CreatedAt.Add(delay)
+			if !at.Before(inv.ExpiresAt) {
+				break
+			}
+			params = append(params, river.InsertManyParams{
+				Args:       ScheduledReminderArgs{InvitationID: inv.ID, OrganizationID: inv.OrganizationID, UserID: inv.UserID, Reminder: i + 1},
+				InsertOpts: &river.InsertOpts{ScheduledAt: at},
+			})
+		}
+		if len(params) == 0 {
+			return nil
+		}
+		res, err := r.client.InsertMany(ctx, params)
+		if err != nil {
+			return fmt.Errorf("schedule reminders: %w", err)
+		}
+		for _, x := range res {
+			if !x.UniqueSkippedAsDuplicate {
+				r.metrics.Scheduled.Inc()
+			}
+		}
+		return nil
+	case orgsevents.TypeInvitationAccepted, orgsevents.TypeInvitationDeclined, orgsevents.TypeInvitationRevoked, orgsevents.TypeInvitationExpired:
+		return r.cancel(ctx, map[string]string{"invitation_id": d.InvitationID})
+	case orgsevents.TypeUserActivated:
+		if d.User == nil {
+			return fmt.Errorf("%w: user_activated without user", orgsevents.ErrPoison)
+		}
+		return r.cancel(ctx, map[string]string{"user_id": d.User.ID})
+	case orgsevents.TypeMemberRemoved:
+		return r.cancel(ctx, map[string]string{"organization_id": d.OrganizationID, "user_id": d.UserID})
+	case orgsevents.TypeOrgDeleted:
+		return r.cancel(ctx, map[string]string{"organization_id": d.OrganizationID})
+	}
+	return nil
+}
+
+// cancel cancels the scheduled reminder jobs whose arguments contain match.
+func (r *Reminders) cancel(ctx context.Context, match map[string]string) error {
+	filter, err := json.Marshal(match)
+	if err != nil {
+		return err
+	}
+	params := river.NewJobListParams().
+		Kinds(ScheduledReminderArgs{}.Kind()).
+		States(rivertype.JobStateScheduled, rivertype.JobStateAvailable, rivertype.JobStateRetryable).
+		Where("args @> @filter::jsonb", river.NamedArgs{"filter": string(filter)}).
+		First(1000)
+	res, err := r.client.JobList(ctx, params)
+	if err != nil {
+		return fmt.Errorf("find reminders to cancel: %w", err)
+	}
+	for _, job := range res.Jobs {
+		if _, err := r.client.JobCancel(ctx, job.ID); err != nil {
+			return fmt.Errorf("cancel reminder job %d: %w", job.ID, err)
+		}
+		r.metrics.Cancelled.Inc()
+	}
+	return nil
+}
+
+type scheduledReminderWorker struct {
+	river.WorkerDefaults[ScheduledReminderArgs]
+	r *Reminders
+}
+
+func (w *scheduledReminderWorker) Work(ctx context.Context, job *river.Job[ScheduledReminderArgs]) error {
+	sent, err := w.r.store.RemindInvitation(ctx, job.Args.InvitationID, job.Args.Reminder)
+	if err != nil {
+		return fmt.Errorf("remind invitation %s: %w", job.Args.InvitationID, err)
+	}
+	if sent {
+		w.r.metrics.Sent.Inc()
+	}
+	return nil
+}
+
+type expireWorker struct {
+	river.WorkerDefaults[ExpireInvitationsArgs]
+	r *Reminders
+}
+
+func (w *expireWorker) Work(ctx context.Context, job *river.Job[ExpireInvitationsArgs]) error {
+	const batch = 500
+	for {
+		n, err := w.r.store.ExpireInvitations(ctx, batch)
+		w.r.metrics.Expired.Add(float64(n))
+		if err != nil {
+			return fmt.Errorf("expire invitations: %w", err)
+		}
+		if n < batch {
+			break
+		}
+	}
+	pending, err := w.r.store.CountPendingInvitations(ctx)
+	if err != nil {
+		return err
+	}
+	w.r.metrics.Pending.Set(float64(pending))
+	return nil
+}

@@ -1,0 +1,207 @@
+package mail
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// defaultSMTPTimeout bounds dialing and each SMTP exchange when the URL sets no timeout.
+const defaultSMTPTimeout = 15 * time.Second
+
+// smtpTransport keeps one SMTP connection open across sends. Opening a connection costs
+// a TCP and often a TLS handshake plus EHLO and AUTH, several round trips per email;
+// reusing it also keeps us under providers' connection-rate limits.
+type smtpTransport struct {
+	client  *gomail.Client // configuration only; connections are held in conn
+	timeout time.Duration
+
+	mu   sync.Mutex // serializes SMTP transactions on conn
+	conn *smtp.Client
+}
+
+func newSMTPTransport(u *url.URL) (*smtpTransport, error) {
+	host := u.Hostname()
+	if host == "" {
+		return nil, fmt.Errorf("parse mail URL: %s:// needs a host", u.Scheme)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("parse mail URL: %s:// takes no path", u.Scheme)
+	}
+
+	implicitTLS := u.Scheme == "smtps"
+	port := gomail.DefaultPort
+	if implicitTLS {
+		port = gomail.DefaultPortSSL
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("parse mail URL: invalid port %q", p)
+		}
+		port = n
+	}
+
+	timeout := defaultSMTPTimeout
+	policy := gomail.TLSOpportunistic
+	tlsConfig := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	authType := gomail.SMTPAuthAutoDiscover
+	for key, values := range u.Query() {
+		v := values[len(values)-1]
+		var err error
+		switch key {
+		case "starttls":
+			var on bool
+			if on, err = strconv.ParseBool(v); err == nil {
+				policy = gomail.NoTLS
+				if on {
+					policy = gomail.TLSMandatory
+				}
+			}
+		case "insecure_skip_verify":
+			tlsConfig.InsecureSkipVerify, err = strconv.ParseBool(v)
+		case "timeout":
+			timeout, err = time.ParseDuration(v)
+			if err == nil && timeout <= 0 {
+				err = errors.New("must be positive")
+			}
+		case "auth":
+			err = authType.UnmarshalString(v)
+		default:
+			// Reject unknown parameters: a misspelt "startls=true" would otherwise
+			// silently send in the clear.
+			return nil, fmt.Errorf("parse mail URL: unknown parameter %q", key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse mail URL: parameter %s=%q: %w", key, v, err)
+		}
+	}
+
+	opts := []gomail.Option{
+		gomail.WithPort(port),
+		gomail.WithTimeout(timeout),
+		gomail.WithTLSConfig(tlsConfig),
+		gomail.WithTLSPolicy(policy),
+	}
+	if implicitTLS {
+		opts = append(opts, gomail.WithSSL())
+	}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		opts = append(opts,
+			gomail.WithSMTPAuth(authType),
+			gomail.WithUsername(u.User.Username()),
+			gomail.WithPassword(pass),
+		)
+	}
+	client, err := gomail.NewClient(host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("configure smtp client: %w", err)
+	}
+	return &smtpTransport{client: client, timeout: timeout}, nil
+}
+
+// send delivers msg over the open connection, dialing one first if needed. If a reused
+// connection turns out to be dead (the server closed it while idle), it redials once:
+// that failure happens before MAIL FROM, so nothing can have been accepted and the
+// message cannot be sent twice.
+func (t *smtpTransport) send(ctx context.Context, msg *gomail.Msg, _ Email) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+
+	for attempt := 0; ; attempt++ {
+		reused := t.conn != nil
+		if !reused {
+			conn, err := t.client.DialToSMTPClientWithContext(ctx)
+			if err != nil {
+				return fmt.Errorf("connect to smtp server: %w", err)
+			}
+			t.conn = conn
+		}
+		// go-mail sets the connection deadline when dialing and after NOOP; an idle
+		// connection would meet an expired deadline at its first command, so
+		// start each transaction with a fresh one, shortened to ctx's deadline.
+		if err := t.conn.UpdateDeadline(t.deadline(ctx)); err != nil {
+			t.drop()
+			return fmt.Errorf("smtp connection deadline: %w", err)
+		}
+
+		err := t.client.SendWithSMTPClient(t.conn, msg)
+		if err == nil {
+			return nil
+		}
+		// After an error the session's state is uncertain (a half-written DATA, a
+		// dropped socket); a new connection is cheap compared with debugging that.
+		t.drop()
+		if msg.IsDelivered() {
+			// The server accepted the message and only the RSET after it failed.
+			// Reporting that as an error would make the job send it again.
+			return nil
+		}
+		if reused && attempt == 0 && beforeTransaction(err) && ctx.Err() == nil {
+			continue
+		}
+		return err
+	}
+}
+
+// deadline returns the timeout for the next exchange: the configured one, or less if
+// ctx ends sooner. go-mail offers no way to interrupt a command in flight, so ctx
+// bounds the exchange through the connection deadline instead.
+func (t *smtpTransport) deadline(ctx context.Context) time.Duration {
+	d := t.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < d {
+			d = max(left, time.Millisecond)
+		}
+	}
+	return d
+}
+
+// beforeTransaction reports whether err happened before the server could have accepted
+// anything: the connection check (NOOP) or MAIL FROM failed without an SMTP reply, which
+// means the connection was gone.
+func beforeTransaction(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) || se.ErrorCode() != 0 {
+		return false
+	}
+	return se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom
+}
+
+// drop closes the connection, politely if it still works. The caller holds t.mu.
+func (t *smtpTransport) drop() {
+	if t.conn == nil {
+		return
+	}
+	// QUIT may fail on a broken connection and then leaves the socket open, so
+	// also close it; closing twice only returns an error we have no use for.
+	_ = t.conn.UpdateDeadline(time.Second)
+	_ = t.client.CloseWithSMTPClient(t.conn)
+	_ = t.conn.Close()
+	t.conn = nil
+}
+
+func (t *smtpTransport) close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn == nil {
+		return nil
+	}
+	_ = t.conn.UpdateDeadline(t.timeout)
+	err := t.client.CloseWithSMTPClient(t.conn)
+	_ = t.conn.Close()
+	t.conn = nil
+	if err != nil {
+		return fmt.Errorf("close smtp connection: %w", err)
+	}
+	return nil
+}
