@@ -19,7 +19,8 @@ type ClientConfig struct {
 	Queues       map[string]river.QueueConfig
 	Workers      *river.Workers
 	PeriodicJobs []*river.PeriodicJob
-	// RescueAfter: a job left running by a crashed worker is retried after this.
+	// RescueAfter: a job left running by a crashed worker is retried after this. A job
+	// times out after half of it (at most a minute), so a live job is never rescued.
 	RescueAfter time.Duration
 	// SoftStopTimeout: how long a stop waits for running jobs before cancelling them.
 	SoftStopTimeout time.Duration
@@ -38,7 +39,7 @@ func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], err
 		PeriodicJobs:         cfg.PeriodicJobs,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		SoftStopTimeout:      cfg.SoftStopTimeout,
-		JobTimeout:           2 * time.Minute,
+		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
 		FetchCooldown:        5 * time.Millisecond,
 		FetchPollInterval:    250 * time.Millisecond,
 		Logger:               cfg.Logger,
