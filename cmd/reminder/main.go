@@ -73,7 +73,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	client, err := jobs.NewClient(pool, jobs.ClientConfig{
 		Queues:          map[string]river.QueueConfig{jobs.QueueReminder: {MaxWorkers: 10}},
 		Workers:         workers,
-		PeriodicJobs:    reminders.PeriodicJobs(cfg.SweepInterval),
 		RescueAfter:     cfg.JobRescueAfter,
 		SoftStopTimeout: cfg.ShutdownTimeout,
 		Logger:          slog.New(telemetry.SlogHandler(logger.Level(zerolog.WarnLevel))),
@@ -105,6 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return nil
 	})
+	g.Go(func() error { return reminders.RunSweeper(ctx, cfg.SweepInterval) })
 	g.Go(func() error {
 		// The stream may not exist yet when the api has not started: ensure it (same
 		// configuration as the api's relay).

@@ -133,7 +133,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	c.EventsMaxAge = dur("ORGS_EVENTS_MAX_AGE", maxAge, time.Minute)
 	c.InvitationTTL = dur("ORGS_INVITATION_TTL", invitationTTL, time.Second)
 	c.SessionTTL = dur("ORGS_SESSION_TTL", sessionTTL, time.Second)
-	c.SweepInterval = dur("ORGS_SWEEP_INTERVAL", sweep, 100*time.Millisecond)
+	c.SweepInterval = dur("ORGS_SWEEP_INTERVAL", sweep, time.Second)
 	c.JobRescueAfter = dur("ORGS_JOB_RESCUE_AFTER", rescue, time.Second)
 	c.RelayPollInterval = dur("ORGS_RELAY_POLL_INTERVAL", relayPoll, time.Millisecond)
 	c.ShutdownTimeout = dur("ORGS_SHUTDOWN_TIMEOUT", shutdown, 0)

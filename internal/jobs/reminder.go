@@ -34,18 +34,15 @@ func (ScheduledReminderArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueReminder, MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// ExpireInvitationsArgs is the periodic sweep that expires invitations past their expiry.
+// ExpireInvitationsArgs is the sweep that expires invitations past their expiry.
 type ExpireInvitationsArgs struct{}
 
 // Kind is permanent.
 func (ExpireInvitationsArgs) Kind() string { return "expire_invitations" }
 
-// InsertOpts puts the sweep on the reminder queue; one at a time.
+// InsertOpts puts the sweep on the reminder queue.
 func (ExpireInvitationsArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueReminder, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-			rivertype.JobStateRetryable, rivertype.JobStateScheduled},
-	}}
+	return river.InsertOpts{Queue: QueueReminder, MaxAttempts: 3}
 }
 
 // reminderStore is what the reminder service changes.
@@ -107,11 +104,26 @@ func (r *Reminders) AddWorkers(w *river.Workers) {
 	river.AddWorker(w, &expireWorker{r: r})
 }
 
-// PeriodicJobs returns the sweep, run every interval on the leader.
-func (r *Reminders) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
-	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(interval),
-		func() (river.JobArgs, *river.InsertOpts) { return ExpireInvitationsArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})}
+// RunSweeper enqueues the expiry sweep every interval until ctx is done. Every reminder
+// replica runs it; the job is unique per interval, so the sweep runs once per interval
+// whatever the number of replicas. (River's periodic jobs run only on the River leader,
+// which may well be a mailer process sharing the database.)
+func (r *Reminders) RunSweeper(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		_, err := r.client.Insert(ctx, ExpireInvitationsArgs{}, &river.InsertOpts{
+			UniqueOpts: river.UniqueOpts{ByPeriod: max(interval, time.Second)}, // River's minimum
+		})
+		if err != nil && ctx.Err() == nil {
+			r.logger.Warn().Err(err).Msg("enqueue expiry sweep")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // EventTypes are the events HandleEvent reacts to.
