@@ -1,0 +1,187 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/orgs-dev/orgs/internal/domain"
+	"github.com/orgs-dev/orgs/internal/password"
+	"github.com/orgs-dev/orgs/internal/postgres"
+	"github.com/orgs-dev/orgs/internal/token"
+)
+
+type signupInput struct {
+	Body signupBody
+}
+
+type signupBody struct {
+	Email            string  `json:"email" maxLength:"254"`
+	Name             string  `json:"name" maxLength:"200"`
+	OrganizationName string  `json:"organization_name" maxLength:"200"`
+	OrganizationSlug *string `json:"organization_slug,omitempty" maxLength:"100"`
+}
+
+type signupOutput struct {
+	Body struct {
+		User         domain.User         `json:"user"`
+		Organization domain.Organization `json:"organization"`
+	}
+}
+
+// validate checks a sign-up's fields; the JSON API and the sign-up page share it.
+func (b signupBody) validate() error {
+	var v domain.Validator
+	checkEmail(&v, "body.email", b.Email)
+	checkName(&v, "body.name", b.Name, true)
+	checkName(&v, "body.organization_name", b.OrganizationName, true)
+	checkSlug(&v, "body.organization_slug", b.OrganizationSlug)
+	return v.Err()
+}
+
+func (h *handlers) signup(ctx context.Context, in *signupInput) (*signupOutput, error) {
+	if err := in.Body.validate(); err != nil {
+		return nil, err
+	}
+	u, org, err := h.store.SignUp(ctx, postgres.SignUpInput{
+		Email: in.Body.Email, Name: in.Body.Name, OrganizationName: in.Body.OrganizationName, OrganizationSlug: in.Body.OrganizationSlug,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &signupOutput{}
+	out.Body.User, out.Body.Organization = u, org
+	return out, nil
+}
+
+type resendInput struct {
+	Body struct {
+		Email string `json:"email" maxLength:"254"`
+	}
+}
+
+func (h *handlers) resendActivation(ctx context.Context, in *resendInput) (*struct{}, error) {
+	var v domain.Validator
+	checkEmail(&v, "body.email", in.Body.Email)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	// Always 202, whether or not the email belongs to anyone.
+	return nil, h.store.ResendActivation(ctx, in.Body.Email)
+}
+
+type activationPath struct {
+	UserID string `path:"user_id"`
+	Token  string `path:"token" maxLength:"200"`
+}
+
+// verify checks an activation link's signature and expiry (domain.ErrTokenInvalid).
+func (h *handlers) verify(userID, tok string) error {
+	_, err := h.signer.VerifyActivation(userID, tok, time.Now())
+	return err
+}
+
+type activationOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         struct {
+		User          domain.User           `json:"user"`
+		Organizations []domain.Organization `json:"organizations" doc:"The organizations the user joins by activating"`
+	}
+}
+
+func (h *handlers) getActivation(ctx context.Context, in *activationPath) (*activationOutput, error) {
+	if err := h.verify(in.UserID, in.Token); err != nil {
+		return nil, err
+	}
+	u, orgs, err := h.store.FindActivation(ctx, in.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out := &activationOutput{CacheControl: "no-store"}
+	out.Body.User, out.Body.Organizations = u, orgs
+	return out, nil
+}
+
+type activateInput struct {
+	activationPath
+	Body struct {
+		Password *string `json:"password,omitempty" maxLength:"1024" doc:"At least 8 characters; a service key may leave it out"`
+		Name     *string `json:"name,omitempty" maxLength:"200"`
+	}
+}
+
+type activateOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         struct {
+		User    domain.User    `json:"user"`
+		Session domain.Session `json:"session"`
+	}
+}
+
+// activateUser verifies the link and activates; the JSON API and the activation page
+// share it. password nil is allowed for a service key only.
+func (h *handlers) activateUser(ctx context.Context, userID, tok string, pw, name *string) (domain.User, domain.Session, error) {
+	var v domain.Validator
+	switch {
+	case pw == nil && !actorFrom(ctx).IsService():
+		v.Add("body.password", "is required")
+	case pw != nil && len([]rune(*pw)) < domain.MinPasswordLength:
+		v.Add("body.password", "must be at least 8 characters")
+	}
+	if name != nil {
+		checkName(&v, "body.name", *name, false)
+	}
+	if err := h.verify(userID, tok); err != nil {
+		return domain.User{}, domain.Session{}, err
+	}
+	if err := v.Err(); err != nil {
+		return domain.User{}, domain.Session{}, err
+	}
+	// Check the link still leads somewhere before spending the password hash's time.
+	if _, _, err := h.store.FindActivation(ctx, userID); err != nil {
+		return domain.User{}, domain.Session{}, err
+	}
+	var hash *string
+	if pw != nil {
+		hs, err := password.Hash(*pw)
+		if err != nil {
+			return domain.User{}, domain.Session{}, err
+		}
+		hash = &hs
+	}
+	tok, tokHash := token.NewSession()
+	u, expires, err := h.store.Activate(ctx, userID, postgres.ActivateInput{PasswordHash: hash, Name: name, SessionHash: tokHash})
+	if err != nil {
+		return domain.User{}, domain.Session{}, err
+	}
+	return u, domain.Session{Token: tok, ExpiresAt: expires}, nil
+}
+
+func (h *handlers) activate(ctx context.Context, in *activateInput) (*activateOutput, error) {
+	u, s, err := h.activateUser(ctx, in.UserID, in.Token, in.Body.Password, in.Body.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := &activateOutput{CacheControl: "no-store"}
+	out.Body.User, out.Body.Session = u, s
+	return out, nil
+}
+
+type declineActivationOutput struct {
+	Body struct {
+		User domain.User `json:"user"`
+	}
+}
+
+func (h *handlers) declineActivation(ctx context.Context, in *activationPath) (*declineActivationOutput, error) {
+	if err := h.verify(in.UserID, in.Token); err != nil {
+		return nil, err
+	}
+	u, err := h.store.DeclineActivation(ctx, in.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out := &declineActivationOutput{}
+	out.Body.User = u
+	return out, nil
+}
+
