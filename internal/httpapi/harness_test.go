@@ -27,7 +27,7 @@ const serviceKey = "test-service-key-0123456789"
 
 // apiBundle is a real API (NewServer on a fresh schema) served by httptest.
 type apiBundle struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	srv    *httptest.Server
 	pool   *pgxpool.Pool
@@ -35,7 +35,7 @@ type apiBundle struct {
 	signer *token.Signer
 }
 
-func setupAPI(t *testing.T) *apiBundle {
+func setupAPI(t testing.TB) *apiBundle {
 	t.Helper()
 	pool := postgrestest.New(t)
 	store := postgres.NewStore(pool, postgres.StoreConfig{})
@@ -73,7 +73,7 @@ type res struct {
 }
 
 // decode unmarshals the body into v, failing the test on error.
-func (r res) decode(t *testing.T, v any) {
+func (r res) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
@@ -135,7 +135,7 @@ func (b *apiBundle) do(c caller, method, path string, body any, headers ...strin
 }
 
 // want fails the test unless r has status (and, for a problem, code).
-func want(t *testing.T, r res, status int, code string) {
+func want(t testing.TB, r res, status int, code string) {
 	t.Helper()
 	if r.status != status || (code != "" && r.code() != code) {
 		t.Fatalf("got %d %s, want %d %s", r.status, r.body, status, code)

@@ -73,6 +73,11 @@ func createOrganizationTx(ctx context.Context, c *change, owner domain.User, in 
 		}
 	} else {
 		base := domain.Slugify(in.Name)
+		// Creators of the same name queue here (until commit), so each sees the slugs
+		// the previous ones took instead of racing for the same number.
+		if _, err := c.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orgs_slug:' || $1))`, base); err != nil {
+			return org, fmt.Errorf("lock slug %q: %w", base, err)
+		}
 		for attempt := 0; ; attempt++ {
 			n, err := freeSlugNumber(ctx, c.tx, base)
 			if err != nil {
@@ -85,7 +90,7 @@ func createOrganizationTx(ctx context.Context, c *change, owner domain.User, in 
 			if ok {
 				break
 			}
-			if attempt > 20 { // only concurrent creations of the same name get here
+			if attempt > 20 { // only explicit slugs racing with generated ones get here
 				return org, fmt.Errorf("create organization: no free slug for %q", base)
 			}
 		}
