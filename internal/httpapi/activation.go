@@ -184,4 +184,3 @@ func (h *handlers) declineActivation(ctx context.Context, in *activationPath) (*
 	out.Body.User = u
 	return out, nil
 }
-

@@ -24,7 +24,7 @@ type Config struct {
 	ActivationURL string
 	// AcceptURL is the invitation link template for active users ({invitation_id}).
 	AcceptURL string
-	SiteName      string
+	SiteName  string
 	// EventSource is the CloudEvents source of replayed events (the relay's).
 	EventSource string
 	// ActivationSuccessURL is where the activation page sends people afterwards ("" shows

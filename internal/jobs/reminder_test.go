@@ -98,7 +98,7 @@ func (s *reminderSystem) startReminderService(schedule []time.Duration) (stop fu
 	client, err := jobs.NewClient(s.pool, jobs.ClientConfig{
 		Queues: map[string]river.QueueConfig{jobs.QueueReminder: {MaxWorkers: 4}}, Workers: workers,
 		RescueAfter: 10 * time.Second,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger:      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -331,4 +331,3 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

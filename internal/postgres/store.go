@@ -197,7 +197,7 @@ func lockOrg(ctx context.Context, tx pgx.Tx, actor domain.Actor, id string, want
 		return orgLock{}, domain.ErrNotFound
 	}
 	var (
-		l               orgLock
+		l                orgLock
 		isAdmin, pending *bool
 	)
 	err := scanOrg(tx.QueryRow(ctx, `
