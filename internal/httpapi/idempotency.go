@@ -3,12 +3,18 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/rs/zerolog"
+
+	"github.com/orgs-dev/orgs/internal/domain"
 )
 
 // idempotencyStore keeps Idempotency-Key claims and their responses; postgres.Store
@@ -62,7 +68,7 @@ func idempotencyScope(r *http.Request) []byte {
 // a retry takes it over and runs the request again. The contract's conflict answers
 // make that second run safe (it gets already_member, slug_taken and the like rather than
 // doing the work twice), though its response may differ from the lost first one.
-func idempotency(store idempotencyStore, next http.Handler) http.Handler {
+func idempotency(store idempotencyStore, aead cipher.AEAD, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		keys := r.Header.Values("Idempotency-Key")
 		if r.Method != http.MethodPost || len(keys) == 0 {
@@ -103,6 +109,11 @@ func idempotency(store idempotencyStore, next http.Handler) http.Handler {
 			return
 		}
 		if status != 0 {
+			if stored, err = open(aead, stored); err != nil {
+				// Sealed with a key no longer configured: the first response is lost.
+				writeProblem(w, r, fmt.Errorf("%w: the first response can no longer be read", domain.ErrIdempotencyConflict))
+				return
+			}
 			if contentType != "" {
 				w.Header().Set("Content-Type", contentType)
 			}
@@ -140,7 +151,7 @@ func idempotency(store idempotencyStore, next http.Handler) http.Handler {
 			logger.Warn().Int("status", status).Msg("response too large to keep for idempotent replay")
 			release()
 		default:
-			err := store.CompleteIdempotencyKey(bg, scope, key, status, cw.Header().Get("Content-Type"), cw.body.Bytes())
+			err := store.CompleteIdempotencyKey(bg, scope, key, status, cw.Header().Get("Content-Type"), seal(aead, cw.body.Bytes()))
 			if err != nil {
 				// The key stays claimed; a retry gets 409 until it may take it over.
 				logger.Error().Err(err).Msg("complete idempotency key")
@@ -180,3 +191,40 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 }
 
 func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// NewSealer returns the AEAD that encrypts stored responses (AES-256-GCM with a key
+// derived from secret): they may hold session tokens (sign-in, activation), which must
+// not rest in the database in the clear.
+func NewSealer(secret string) cipher.AEAD {
+	key := sha256.Sum256([]byte("orgs/idempotency/v1\x00" + secret))
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic(err) // a 32-byte key never fails
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+// seal encrypts a stored response; a nil aead stores it as is (tests).
+func seal(aead cipher.AEAD, body []byte) []byte {
+	if aead == nil {
+		return body
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(body)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return aead.Seal(nonce, nonce, body, nil)
+}
+
+// open decrypts what seal stored.
+func open(aead cipher.AEAD, sealed []byte) ([]byte, error) {
+	if aead == nil {
+		return sealed, nil
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("sealed response too short")
+	}
+	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -52,10 +53,10 @@ func requestIDFrom(ctx context.Context) string {
 //     problems.
 //
 // metrics may be nil.
-func middleware(mux *http.ServeMux, logger zerolog.Logger, metrics *telemetry.HTTPMetrics, auth *Authenticator, store idempotencyStore) http.Handler {
+func middleware(mux *http.ServeMux, logger zerolog.Logger, metrics *telemetry.HTTPMetrics, auth *Authenticator, store idempotencyStore, sealer cipher.AEAD) http.Handler {
 	var h http.Handler = routes(mux)
 	if store != nil {
-		h = idempotency(store, h)
+		h = idempotency(store, sealer, h)
 	}
 	if auth != nil {
 		h = auth.middleware(h)

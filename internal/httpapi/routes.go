@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -32,8 +33,9 @@ type Config struct {
 	ActivationSuccessURL string
 	// InvitationTTL is the validity of links returned with send_email: false.
 	InvitationTTL time.Duration
-	// CSRFKey signs the built-in pages' CSRF tokens.
-	CSRFKey []byte
+	// Sealer encrypts the responses kept for Idempotency-Key replays (NewSealer); nil
+	// keeps them in the clear.
+	Sealer cipher.AEAD
 	// Ready reports whether Postgres and NATS are reachable (GET /readyz).
 	Ready func(context.Context) error
 	// RiverUI, if set, is mounted under /riverui behind a service key or HTTP basic auth
@@ -117,7 +119,7 @@ func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, si
 	if reg != nil {
 		metrics = telemetry.NewHTTPMetrics(reg)
 	}
-	handler := middleware(mux, logger, metrics, NewAuthenticator(cfg.APIKeys, store), store)
+	handler := middleware(mux, logger, metrics, NewAuthenticator(cfg.APIKeys, store), store, cfg.Sealer)
 	if cfg.RiverUI == nil {
 		return handler
 	}

@@ -174,7 +174,7 @@ func newTestAPI(t *testing.T, db bool) *testAPI {
 	}
 	ta.metrics = telemetry.NewHTTPMetrics(prometheus.NewRegistry())
 	auth := NewAuthenticator(map[string]string{serviceKey: "billing", "other-secret": "crm"}, fakeSessions{})
-	ta.handler = middleware(mux, logger, ta.metrics, auth, store)
+	ta.handler = middleware(mux, logger, ta.metrics, auth, store, NewSealer("test-secret"))
 	return ta
 }
 
