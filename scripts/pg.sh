@@ -4,6 +4,7 @@
 # they are missing). It prints the connection URL on stdout.
 #
 #   scripts/pg.sh start   # idempotent; prints postgres://...
+#   scripts/pg.sh status  # exit status 0 when the cluster is running
 #   scripts/pg.sh stop
 set -euo pipefail
 
@@ -70,13 +71,16 @@ CONF
 		|| as_pg "$bin/createdb" -h "$dir" -p "$port" -U postgres -O orgs orgs
 	echo "$url"
 	;;
+status)
+	[ -f "$dir/data/PG_VERSION" ] && as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+	;;
 stop)
 	if [ -f "$dir/data/PG_VERSION" ]; then
 		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
 	;;
 *)
-	echo "usage: pg.sh start|stop" >&2
+	echo "usage: pg.sh start|status|stop" >&2
 	exit 2
 	;;
 esac

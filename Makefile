@@ -1,0 +1,41 @@
+# Makefile for orgs. `make` (or `make help`) lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+BENCHTIME ?= 1s
+GOFILES = find . -name '*.go' -not -path './.tmp/*' -not -path './bin/*' -print0
+
+.PHONY: help run test bench build lint db db-stop clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## run the whole system locally (Postgres, NATS, api, mailer, reminder)
+	scripts/run.sh
+
+test: ## vet, gofmt check and every test, with a throwaway Postgres (what CI runs)
+	scripts/test.sh
+
+bench: ## run the benchmarks (BENCHTIME=1s) against the test database
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/pg.sh start)}" \
+		go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+build: ## build every command into bin/
+	go build -o bin/ ./cmd/...
+
+lint: ## go vet and a gofmt check
+	go vet ./...
+	@files=$$($(GOFILES) | xargs -0 -r gofmt -l); \
+		if [ -n "$$files" ]; then echo "these files need gofmt -w:"; echo "$$files"; exit 1; fi
+
+db: ## start the local Postgres cluster (.tmp/pg) and print its URL
+	scripts/pg.sh start
+
+db-stop: ## stop the local Postgres cluster
+	scripts/pg.sh stop
+
+clean: ## stop Postgres, remove .tmp/ and bin/
+	scripts/pg.sh stop
+	rm -rf .tmp bin
