@@ -31,7 +31,8 @@ type ClientConfig struct {
 // NewClient returns a River client for working jobs. Fetching is tuned for email: River
 // is woken by its own (rate-limited) insert notifications, and re-fetches at most every
 // 5 ms while jobs keep coming, so that an email leaves within tens of milliseconds of the
-// API's commit; the 250 ms poll is only a fallback.
+// API's commit; the 50 ms poll bounds the wait for an insert whose notification the
+// inserter's rate limit skipped.
 func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], error) {
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:               cfg.Queues,
@@ -41,7 +42,7 @@ func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], err
 		SoftStopTimeout:      cfg.SoftStopTimeout,
 		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
 		FetchCooldown:        5 * time.Millisecond,
-		FetchPollInterval:    250 * time.Millisecond,
+		FetchPollInterval:    50 * time.Millisecond,
 		Logger:               cfg.Logger,
 		ErrorHandler:         cfg.ErrorHandler,
 	})
