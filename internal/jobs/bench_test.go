@@ -20,7 +20,6 @@ import (
 	"github.com/orgs-dev/orgs/internal/token"
 )
 
-
 func newBenchMailer(b *testing.B, workers int) (*postgres.Store, *mailtest.Server, func(), domain.User) {
 	b.Helper()
 	ctx := context.Background()
