@@ -43,6 +43,7 @@ type Config struct {
 	MailWorkers          int
 	RelayPollInterval    time.Duration
 	ShutdownTimeout      time.Duration
+	AnonymousRate        float64 // anonymous POSTs per second per client IP; 0 disables
 	RiverUIUser          string
 	RiverUIPassword      string
 	Log                  Log
@@ -75,7 +76,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	var (
 		secretKeys, apiKeys, schedule                                         string
 		invitationTTL, sessionTTL, sweep, rescue, relayPoll, shutdown, maxAge string
-		maxConns, mailWorkers, replicas                                       string
+		maxConns, mailWorkers, replicas, anonRate                             string
 	)
 	str(&c.Env, "env", "ORGS_ENV", "dev", "environment: dev or production")
 	str(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
@@ -103,6 +104,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str(&mailWorkers, "mail-workers", "ORGS_MAIL_WORKERS", "20", "concurrent mail workers")
 	str(&relayPoll, "relay-poll-interval", "ORGS_RELAY_POLL_INTERVAL", "10ms", "how often the outbox relay looks for events committed by other replicas when idle")
 	str(&shutdown, "shutdown-timeout", "ORGS_SHUTDOWN_TIMEOUT", "20s", "how long a stopping process waits for work in flight")
+	str(&anonRate, "anonymous-rate", "ORGS_ANONYMOUS_RATE", "20", "anonymous POSTs (sign-up, sign-in, activation) per second per client IP, bursts of twice that; 0 disables")
 	str(&c.RiverUIUser, "riverui-user", "ORGS_RIVERUI_USER", "", "HTTP basic auth user for /riverui (a service key works too)")
 	str(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
 	str(&c.Log.Level, "log-level", "ORGS_LOG_LEVEL", "info", "zerolog level")
@@ -126,6 +128,9 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 			errs = append(errs, fmt.Errorf("%s: %q is not a whole number of at least %d", name, v, min))
 		}
 		return n
+	}
+	if _, err := fmt.Sscanf(strings.TrimSpace(anonRate), "%g", &c.AnonymousRate); err != nil || c.AnonymousRate < 0 {
+		errs = append(errs, fmt.Errorf("ORGS_ANONYMOUS_RATE: %q is not a number of at least 0", anonRate))
 	}
 	c.DatabaseMaxConns = num("ORGS_DATABASE_MAX_CONNS", maxConns, 2)
 	c.MailWorkers = num("ORGS_MAIL_WORKERS", mailWorkers, 1)

@@ -54,9 +54,14 @@ func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, si
 	mux := http.NewServeMux()
 	api := newAPI(mux, "orgs", cfg.Version)
 	h := &handlers{store: store, signer: signer, cfg: cfg}
-	var anon huma.Middlewares
+	var (
+		anon      huma.Middlewares
+		limitPage = func(h http.Handler) http.Handler { return h }
+	)
 	if cfg.AnonymousRate > 0 {
-		anon = huma.Middlewares{newRateLimiter(cfg.AnonymousRate, cfg.AnonymousBurst).operation}
+		l := newRateLimiter(cfg.AnonymousRate, cfg.AnonymousBurst)
+		anon = huma.Middlewares{l.operation}
+		limitPage = l.limit
 	}
 
 	// Sessions and the caller.
@@ -106,9 +111,9 @@ func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, si
 	// Built-in pages for people who click the links in the emails.
 	pages := newPages(store, signer, cfg)
 	mux.Handle("GET /activate/{user_id}/{token}", pages.activateForm())
-	mux.Handle("POST /activate/{user_id}/{token}", pages.activateSubmit())
+	mux.Handle("POST /activate/{user_id}/{token}", limitPage(pages.activateSubmit()))
 	mux.Handle("GET /signup", pages.signupForm())
-	mux.Handle("POST /signup", pages.signupSubmit())
+	mux.Handle("POST /signup", limitPage(pages.signupSubmit()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/signup", http.StatusFound))
 
 	ops := telemetry.OpsHandler(nil, cfg.Ready)

@@ -1,0 +1,97 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgs-dev/orgs/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(nil, env(nil), "127.0.0.1:9101", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.MetricsAddr != "127.0.0.1:9101" || c.MailURL != "log:" {
+		t.Errorf("got %+v", c)
+	}
+	if c.ActivationURL != "http://127.0.0.1:8080/activate/{user_id}/{token}" {
+		t.Errorf("activation url: got %q", c.ActivationURL)
+	}
+	if len(c.ReminderSchedule) != 2 || c.ReminderSchedule[0] != 48*time.Hour || c.ReminderSchedule[1] != 120*time.Hour {
+		t.Errorf("schedule: got %v, want [48h 120h]", c.ReminderSchedule)
+	}
+	if c.InvitationTTL != 168*time.Hour || c.SessionTTL != 720*time.Hour || c.JobRescueAfter != 2*time.Minute {
+		t.Errorf("durations: got %v %v %v", c.InvitationTTL, c.SessionTTL, c.JobRescueAfter)
+	}
+	if len(c.SecretKeys) != 1 || c.SecretKeys[0] != config.DevSecretKey {
+		t.Errorf("dev secret key: got %v", c.SecretKeys)
+	}
+}
+
+func TestEnvironmentAndFlags(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load([]string{"-http-addr", "0.0.0.0:9000"}, env(map[string]string{
+		"ORGS_HTTP_ADDR":         "127.0.0.1:1",
+		"ORGS_PUBLIC_URL":        "https://orgs.example.com/",
+		"ORGS_API_KEYS":          "billing:s3cret-key, search:another-key",
+		"ORGS_SECRET_KEY":        "new-key,old-key",
+		"ORGS_REMINDER_SCHEDULE": "5s, 10s",
+	}), "x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "0.0.0.0:9000" {
+		t.Errorf("the flag must win over the variable: got %q", c.HTTPAddr)
+	}
+	if c.ActivationURL != "https://orgs.example.com/activate/{user_id}/{token}" {
+		t.Errorf("activation url: got %q", c.ActivationURL)
+	}
+	if c.APIKeys["s3cret-key"] != "billing" || c.APIKeys["another-key"] != "search" {
+		t.Errorf("api keys: got %v", c.APIKeys)
+	}
+	if strings.Join(c.SecretKeys, ",") != "new-key,old-key" {
+		t.Errorf("secret keys: got %v", c.SecretKeys)
+	}
+	if len(c.ReminderSchedule) != 2 || c.ReminderSchedule[0] != 5*time.Second {
+		t.Errorf("schedule: got %v", c.ReminderSchedule)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	t.Parallel()
+	for name, vars := range map[string]map[string]string{
+		"production without a secret":  {"ORGS_ENV": "production"},
+		"short production secret":      {"ORGS_ENV": "production", "ORGS_SECRET_KEY": "short"},
+		"bad duration":                 {"ORGS_INVITATION_TTL": "a week"},
+		"bad schedule":                 {"ORGS_REMINDER_SCHEDULE": "48h,soon"},
+		"bad api key":                  {"ORGS_API_KEYS": "billing"},
+		"activation url without token": {"ORGS_ACTIVATION_URL": "https://x.example/{user_id}"},
+		"bad log format":               {"ORGS_LOG_FORMAT": "xml"},
+		"bad environment":              {"ORGS_ENV": "staging"},
+	} {
+		if _, err := config.Load(nil, env(vars), "x", nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestHelpListsVariables(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, err := config.Load([]string{"-h"}, env(nil), "x", &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v, want flag.ErrHelp", err)
+	}
+	for _, v := range []string{"ORGS_DATABASE_URL", "ORGS_NATS_URL", "ORGS_MAIL_URL", "ORGS_REMINDER_SCHEDULE", "ORGS_SECRET_KEY"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("-h does not mention %s", v)
+		}
+	}
+}
