@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err := client.Start(ctx); err != nil {
 			return fmt.Errorf("start river: %w", err)
 		}
-		logger.Info().Interface("schedule", cfg.ReminderSchedule).Dur("sweep_interval", cfg.SweepInterval).Msg("reminder started")
+		logger.Info().Str("schedule", fmt.Sprint(cfg.ReminderSchedule)).Str("sweep_interval", cfg.SweepInterval.String()).Msg("reminder started")
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
