@@ -75,6 +75,18 @@ func ValidName(name string, required bool) string {
 	return ""
 }
 
+// ValidText reports why free text (an external id, a message, a query value) cannot be
+// stored, or "": it must be valid UTF-8 without NUL characters.
+func ValidText(s string) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "must not contain NUL characters"
+	}
+	return ""
+}
+
 // ValidSlug reports why slug is not lowercase ASCII letters, digits and single hyphens
 // (at most 100 characters), or "".
 func ValidSlug(slug string) string {

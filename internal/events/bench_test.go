@@ -2,7 +2,9 @@ package events_test
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,7 +63,8 @@ func BenchmarkCommitToStream(b *testing.B) {
 func BenchmarkRelayBacklog(b *testing.B) {
 	const backlog = 20000
 	bb := setup(b)
-	r, _, _ := startRelay(b, bb, events.RelayConfig{PollInterval: time.Hour})
+	bs, _ := strconv.Atoi(os.Getenv("BS"))
+	r, _, _ := startRelay(b, bb, events.RelayConfig{PollInterval: time.Hour, BatchSize: bs})
 	ctx := context.Background()
 	total := 0
 	var elapsed time.Duration
@@ -83,4 +86,8 @@ func BenchmarkRelayBacklog(b *testing.B) {
 		elapsed += time.Since(start)
 	}
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "events/s")
+}
+
+func BenchmarkZZTimes(b *testing.B) {
+	b.Logf("fetch %s pub %s (send %s) step %s", events.TFetch, events.TPub, events.TSend, events.TStep)
 }

@@ -102,8 +102,10 @@ func (h *handlers) getActivation(ctx context.Context, in *activationPath) (*acti
 }
 
 type activateInput struct {
-	activationPath
-	Body struct {
+	// The path fields are repeated: huma does not read an unexported embedded struct.
+	UserID string `path:"user_id"`
+	Token  string `path:"token" maxLength:"200"`
+	Body   struct {
 		Password *string `json:"password,omitempty" maxLength:"1024" doc:"At least 8 characters; a service key may leave it out"`
 		Name     *string `json:"name,omitempty" maxLength:"200"`
 	}

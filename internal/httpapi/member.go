@@ -80,7 +80,8 @@ func (h *handlers) addMember(ctx context.Context, in *addMemberInput) (*memberOu
 	}
 	var v domain.Validator
 	checkEmail(&v, "body.email", in.Body.Email)
-	checkMetadata(&v, "body.metadata", in.Body.Metadata)
+	meta := checkMetadata(&v, "body.metadata", in.Body.Metadata)
+	checkText(&v, "body.message", in.Body.Message)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func (h *handlers) addMember(ctx context.Context, in *addMemberInput) (*memberOu
 	}
 	res, err := h.store.AddMember(ctx, actor, in.OrgID, postgres.AddMemberInput{
 		Email: in.Body.Email, IsAdmin: in.Body.IsAdmin, RequireAcceptance: in.Body.RequireAcceptance,
-		Message: in.Body.Message, Metadata: in.Body.Metadata, SendEmail: send,
+		Message: in.Body.Message, Metadata: meta, SendEmail: send,
 	})
 	if err != nil {
 		return nil, err
@@ -144,6 +145,11 @@ func (h *handlers) addMembers(ctx context.Context, in *addMembersInput) (*addMem
 	if err != nil {
 		return nil, err
 	}
+	var mv domain.Validator
+	checkText(&mv, "body.message", in.Body.Message)
+	if err := mv.Err(); err != nil {
+		return nil, err
+	}
 	out := &addMembersOutput{}
 	out.Body.Results = make([]bulkResult, len(in.Body.Members))
 	// Items that fail validation are answered here; the others go to the store together.
@@ -156,14 +162,14 @@ func (h *handlers) addMembers(ctx context.Context, in *addMembersInput) (*addMem
 		var v domain.Validator
 		loc := "body.members[" + strconv.Itoa(i) + "]"
 		checkEmail(&v, loc+".email", m.Email)
-		checkMetadata(&v, loc+".metadata", m.Metadata)
+		meta := checkMetadata(&v, loc+".metadata", m.Metadata)
 		if err := v.Err(); err != nil {
 			out.Body.Results[i].Status = "failed"
 			out.Body.Results[i].Error = problemFor(ctx, err)
 			continue
 		}
 		items = append(items, postgres.AddMemberInput{
-			Email: m.Email, IsAdmin: m.IsAdmin, Metadata: m.Metadata, Message: in.Body.Message, SendEmail: true,
+			Email: m.Email, IsAdmin: m.IsAdmin, Metadata: meta, Message: in.Body.Message, SendEmail: true,
 		})
 		index = append(index, i)
 	}
@@ -202,11 +208,11 @@ func (h *handlers) updateMember(ctx context.Context, in *updateMemberInput) (*me
 		return nil, err
 	}
 	var v domain.Validator
-	checkMetadata(&v, "body.metadata", in.Body.Metadata)
+	meta := checkMetadata(&v, "body.metadata", in.Body.Metadata)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	m, err := h.store.UpdateMember(ctx, actor, in.OrgID, in.UserID, postgres.UpdateMemberInput{IsAdmin: in.Body.IsAdmin, Metadata: in.Body.Metadata})
+	m, err := h.store.UpdateMember(ctx, actor, in.OrgID, in.UserID, postgres.UpdateMemberInput{IsAdmin: in.Body.IsAdmin, Metadata: meta})
 	if err != nil {
 		return nil, err
 	}

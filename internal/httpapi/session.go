@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/orgs-dev/orgs/internal/domain"
@@ -33,6 +34,10 @@ type sessionOutput struct {
 var errBadCredentials = errors.Join(domain.ErrUnauthenticated, errors.New("wrong email or password"))
 
 func (h *handlers) createSession(ctx context.Context, in *createSessionInput) (*sessionOutput, error) {
+	if domain.ValidText(in.Body.Email) != "" {
+		password.VerifyDummy(in.Body.Password)
+		return nil, errBadCredentials
+	}
 	u, hash, err := h.store.FindUserForLogin(ctx, in.Body.Email)
 	if errors.Is(err, domain.ErrNotFound) {
 		password.VerifyDummy(in.Body.Password) // the same time as a real check
@@ -87,7 +92,7 @@ func (h *handlers) getMe(ctx context.Context, _ *emptyInput) (*userOutput, error
 	if err != nil {
 		return nil, err
 	}
-	return &userOutput{Body: u}, nil
+	return &userOutput{Status: http.StatusOK, Body: u}, nil
 }
 
 type invitationListOutput struct {

@@ -42,8 +42,11 @@ func (h *handlers) upsertUser(ctx context.Context, in *upsertUserInput) (*userOu
 	if in.Body.Name != nil {
 		checkName(&v, "body.name", *in.Body.Name, false)
 	}
-	if in.Body.ExternalID != nil && strings.TrimSpace(*in.Body.ExternalID) == "" {
-		v.Add("body.external_id", "must not be blank")
+	if in.Body.ExternalID != nil {
+		if strings.TrimSpace(*in.Body.ExternalID) == "" {
+			v.Add("body.external_id", "must not be blank")
+		}
+		checkText(&v, "body.external_id", *in.Body.ExternalID)
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -78,7 +81,7 @@ func (h *handlers) getUser(ctx context.Context, in *getUserInput) (*userOutput, 
 	if err != nil {
 		return nil, err
 	}
-	return &userOutput{Body: u}, nil
+	return &userOutput{Status: http.StatusOK, Body: u}, nil
 }
 
 type listUsersInput struct {
@@ -94,6 +97,12 @@ type userListOutput struct {
 func (h *handlers) listUsers(ctx context.Context, in *listUsersInput) (*userListOutput, error) {
 	actor, err := requireActor(ctx)
 	if err != nil {
+		return nil, err
+	}
+	var v domain.Validator
+	checkText(&v, "query.email", in.Email)
+	checkText(&v, "query.external_id", in.ExternalID)
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	if !actor.IsSuperuser() {

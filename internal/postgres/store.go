@@ -163,6 +163,11 @@ func translate(err error) error {
 		return fmt.Errorf("%w (%v)", domain.ErrNotFound, err)
 	}
 	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
+		// Text Postgres cannot store (a NUL, an unpaired surrogate): the handlers reject
+		// it first; this is the safety net that keeps it a client error.
+		return &domain.ValidationError{Problems: []domain.Problem{{Location: "body", Message: "contains characters that cannot be stored"}}}
+	}
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		switch pgErr.ConstraintName {
 		case "organizations_slug_key":

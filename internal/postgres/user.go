@@ -99,7 +99,6 @@ func (s *Store) UpsertUser(ctx context.Context, actor domain.Actor, in UpsertUse
 			}
 		}
 		if !found {
-			created = true
 			name := ""
 			if in.Name != nil {
 				name = *in.Name
@@ -108,11 +107,24 @@ func (s *Store) UpsertUser(ctx context.Context, actor domain.Actor, in UpsertUse
 			err = scanUser(c.tx.QueryRow(ctx, `
 				INSERT INTO users AS u (id, email, name, is_active, external_id)
 				VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT ((lower(email))) DO NOTHING
 				RETURNING `+userColumns, newID(), in.Email, name, active, in.ExternalID), &u)
-			if err != nil {
+			if err == nil {
+				created = true
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("create user: %w", err)
 			}
-			return nil
+			// A concurrent creation of the same email (a sign-up, an invitation, another
+			// upsert) won: update that user instead.
+			err = scanUser(c.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE lower(u.email) = lower($1) FOR UPDATE`, in.Email), &u)
+			if err != nil {
+				return fmt.Errorf("find user by email: %w", err)
+			}
+			if in.ExternalID != nil && u.ExternalID != nil && *u.ExternalID != *in.ExternalID {
+				return domain.ErrEmailTaken
+			}
 		}
 		wasActive := u.IsActive
 		err = scanUser(c.tx.QueryRow(ctx, `
