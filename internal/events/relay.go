@@ -260,10 +260,9 @@ func (r *Relay) lead(ctx context.Context) {
 		}
 	}()
 	bo := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
-	// Polling is adaptive: tight (from PollInterval/16, at least 1ms, doubling) after rows
-	// were found or while committed rows wait for an older transaction, every
-	// PollInterval once idle.
-	idle := backoff{min: max(r.cfg.PollInterval/16, time.Millisecond), max: r.cfg.PollInterval}
+	// Polling is adaptive: tight (from 1ms, doubling) after rows were found or while
+	// committed rows wait for an older transaction, every PollInterval once idle.
+	idle := backoff{min: min(time.Millisecond, r.cfg.PollInterval), max: r.cfg.PollInterval}
 	var lastPrune, lastSample time.Time
 	poll := time.NewTimer(0)
 	defer poll.Stop()
@@ -357,16 +356,12 @@ func (r *Relay) step(ctx context.Context, st *leader) (int, error) {
 	a := st.fetchArgs(rows[len(rows)-1].seq)
 	var res fetchResult
 	done := make(chan struct{})
-	t0 := time.Now()
 	go func() {
 		defer close(done)
 		res = r.fetch(ctx, a)
-		TFetch += time.Since(t0)
 	}()
 	acked, pubErr := r.publish(ctx, st, rows)
-	TPub += time.Since(t0)
 	<-done
-	TStep += time.Since(t0)
 	if acked > 0 {
 		st.ack(rows[0].seq, rows[acked-1].seq)
 	}
@@ -553,7 +548,6 @@ func (r *Relay) sequence(ctx context.Context, markFrom, markTo int64) ([]row, bo
 // again.
 func (r *Relay) publish(ctx context.Context, st *leader, rows []row) (int, error) {
 	base := st.streamSeq
-	tp := time.Now()
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var pubErr error
 	// One allocation each for the bodies, messages and header values of the batch: the
@@ -585,7 +579,6 @@ func (r *Relay) publish(ctx context.Context, st *leader, rows []row) (int, error
 		futures = append(futures, f)
 	}
 
-	TSend += time.Since(tp)
 	timeout := time.NewTimer(r.cfg.AckTimeout)
 	defer timeout.Stop()
 	acked := 0
@@ -779,5 +772,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
-
-var TFetch, TPub, TStep, TSend time.Duration

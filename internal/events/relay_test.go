@@ -2,12 +2,16 @@ package events_test
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -337,9 +341,12 @@ func TestRelaySurvivesNATSRestart(t *testing.T) {
 	}()
 	waitStream(t, b.js, 200, 10*time.Second)
 	b.nats.Shutdown()
-	time.Sleep(2500 * time.Millisecond)
+	// As long as the issue asks for: the relay's retries back off to their 5s maximum.
+	time.Sleep(10 * time.Second)
 	b.nats.Start()
+	start := time.Now()
 	waitStream(t, b.js, 2000, 30*time.Second)
+	t.Logf("caught up to 2000 events %s after NATS restarted", time.Since(start))
 	cancel()
 	<-writerDone
 	waitStream(t, b.js, uint64(len(want)), 30*time.Second)
@@ -380,5 +387,147 @@ func waitGauge(t testing.TB, g prometheus.Gauge, want float64, timeout time.Dura
 			t.Fatalf("gauge is %v after %s, want %v", testutil.ToFloat64(g), timeout, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRelaySurvivesPostgresRestart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	// The relay and the writers connect with an application_name of their own, so that
+	// the test can kill exactly their connections, as a Postgres restart would (other
+	// tests share the server).
+	var rnd [6]byte
+	_, _ = crand.Read(rnd[:])
+	appName := "orgs_events_test_" + hex.EncodeToString(rnd[:])
+	cfg := b.pool.Config()
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	kill := func() int {
+		t.Helper()
+		var n int
+		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = $1) k`, appName).Scan(&n)
+		if err != nil {
+			t.Fatalf("terminate backends: %v", err)
+		}
+		return n
+	}
+
+	rb := *b
+	rb.pool = pool
+	r, _, _ := startRelay(t, &rb, events.RelayConfig{BatchSize: 100})
+
+	// Writers, one per organization, keep committing throughout; a failed insert is
+	// retried (its row may or may not have committed: the outbox is the truth).
+	wctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	var wg sync.WaitGroup
+	var committed atomic.Int64
+	for range 3 {
+		org := newOrg()
+		wg.Go(func() {
+			for wctx.Err() == nil {
+				ids, err := tryInsert(pool, org, 10)
+				committed.Add(int64(len(ids)))
+				if err == nil {
+					r.Notify()
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	waitStream(t, b.js, 100, 10*time.Second)
+	for range 4 {
+		before := committed.Load()
+		n := kill()
+		t.Logf("terminated %d backends", n)
+		// Let the writers commit more before the next kill.
+		for deadline := time.Now().Add(5 * time.Second); committed.Load() < before+200; {
+			if time.Now().After(deadline) {
+				t.Fatalf("writers committed %d events in 5s after a kill, want 200", committed.Load()-before)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cancel()
+	wg.Wait()
+
+	waitUnpublished(t, b.pool, 20*time.Second)
+	rows, err := b.pool.Query(ctx, "SELECT id::text, organization_id::text FROM outbox ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outboxRow struct{ ID, Org string }
+	want, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantIDs []string
+	for _, x := range want {
+		wantIDs = append(wantIDs, x.ID)
+	}
+	waitStream(t, b.js, uint64(len(want)), 10*time.Second)
+	checkStreamByID(t, b, wantIDs)
+
+	// Per organization, the stream (and seq) order is the order the writer committed.
+	rows, err = b.pool.Query(ctx, "SELECT id::text, organization_id::text FROM outbox ORDER BY organization_id, pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPos, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
+	if err != nil {
+		t.Fatal(err)
+	}
+	perOrg := func(xs []outboxRow) map[string][]string {
+		m := make(map[string][]string)
+		for _, x := range xs {
+			m[x.Org] = append(m[x.Org], x.ID)
+		}
+		return m
+	}
+	if diff := cmp.Diff(perOrg(byPos), perOrg(want)); diff != "" {
+		t.Errorf("per-organization order on the stream differs from commit order (-commit +stream):\n%s", diff)
+	}
+	t.Logf("%d events, %d committed without error", len(want), committed.Load())
+}
+
+// checkStreamByID checks that the stream, read back whole, holds wantIDs (the outbox
+// in seq order) in this order, allowing only a repeated event (same id, same seq) as a
+// duplicate: at least once, never reordered, nothing lost.
+func checkStreamByID(t testing.TB, b *testBundle, wantIDs []string) {
+	t.Helper()
+	var got []string
+	seqOf := make(map[string]int64)
+	dups := 0
+	var prev int64
+	for i, e := range readStream(t, b.js) {
+		if e.msgID != e.ev.ID || e.hdrSeq != e.ev.Seq {
+			t.Errorf("stream[%d]: headers Nats-Msg-Id %s Orgs-Seq %d, want %s %d", i, e.msgID, e.hdrSeq, e.ev.ID, e.ev.Seq)
+		}
+		if s, ok := seqOf[e.ev.ID]; ok {
+			if s != e.ev.Seq {
+				t.Errorf("stream[%d]: event %s again with seq %d, first %d", i, e.ev.ID, e.ev.Seq, s)
+			}
+			dups++
+			continue
+		}
+		if e.ev.Seq <= prev {
+			t.Fatalf("stream[%d]: seq %d after %d", i, e.ev.Seq, prev)
+		}
+		prev = e.ev.Seq
+		seqOf[e.ev.ID] = e.ev.Seq
+		got = append(got, e.ev.ID)
+	}
+	if diff := cmp.Diff(wantIDs, got); diff != "" {
+		t.Fatalf("stream differs from the outbox (-outbox +stream):\n%s", diff)
+	}
+	if dups > 0 {
+		t.Logf("%d duplicates (by id) on the stream", dups)
 	}
 }

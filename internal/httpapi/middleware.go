@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -138,7 +139,7 @@ func observe(logger zerolog.Logger, metrics *telemetry.HTTPMetrics, next http.Ha
 			}
 			l.WithLevel(level).
 				Str("route", route).
-				Str("path", r.URL.Path).
+				Str("path", loggablePath(route, r.URL.Path)).
 				Int("status", status).
 				Int64("bytes", sw.bytes).
 				Dur("duration", elapsed).
@@ -210,6 +211,9 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if code == 0 { // huma writes 0 for some errors it builds itself (405)
+		code = http.StatusOK
+	}
 	if !w.wroteHeader && code >= 200 {
 		w.status, w.wroteHeader = code, true
 	}
@@ -235,3 +239,18 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// loggablePath is the request path for the access log, with the activation token of the
+// activation routes replaced: tokens never go to a log.
+func loggablePath(route, path string) string {
+	if !strings.Contains(route, "{token}") {
+		return path
+	}
+	parts := strings.Split(path, "/")
+	for i, p := range strings.Split(strings.TrimPrefix(route, route[:strings.IndexByte(route, '/')]), "/") {
+		if p == "{token}" && i < len(parts) {
+			parts[i] = "REDACTED"
+		}
+	}
+	return strings.Join(parts, "/")
+}

@@ -47,7 +47,7 @@ func (ExpireInvitationsArgs) InsertOpts() river.InsertOpts {
 
 // reminderStore is what the reminder service changes.
 type reminderStore interface {
-	RemindInvitation(ctx context.Context, id string, n int) (bool, error)
+	RemindInvitation(ctx context.Context, id string, n int, next time.Duration) (bool, error)
 	ExpireInvitations(ctx context.Context, limit int) (int, error)
 	CountPendingInvitations(ctx context.Context) (int64, error)
 }
@@ -231,7 +231,11 @@ type scheduledReminderWorker struct {
 }
 
 func (w *scheduledReminderWorker) Work(ctx context.Context, job *river.Job[ScheduledReminderArgs]) error {
-	sent, err := w.r.store.RemindInvitation(ctx, job.Args.InvitationID, job.Args.Reminder)
+	var next time.Duration
+	if n := job.Args.Reminder; n >= 1 && n < len(w.r.schedule) {
+		next = w.r.schedule[n] // the delay of reminder n+1
+	}
+	sent, err := w.r.store.RemindInvitation(ctx, job.Args.InvitationID, job.Args.Reminder, next)
 	if err != nil {
 		return fmt.Errorf("remind invitation %s: %w", job.Args.InvitationID, err)
 	}

@@ -277,8 +277,11 @@ func (s *Store) RemindMember(ctx context.Context, actor domain.Actor, orgID, use
 
 // RemindInvitation sends scheduled reminder number n (1, 2, ...) of invitation id, if it
 // is still pending and unexpired and its scheduled reminder n was not sent yet (so a
-// repeated or concurrent call sends nothing). It reports whether a reminder was sent.
-func (s *Store) RemindInvitation(ctx context.Context, id string, n int) (bool, error) {
+// repeated or concurrent call sends nothing). next is the delay after the invitation of
+// reminder n+1 (0 for the last): when that one is due too (the reminder service was
+// down through both), only it is sent, not two at once. It reports whether a reminder
+// was sent.
+func (s *Store) RemindInvitation(ctx context.Context, id string, n int, next time.Duration) (bool, error) {
 	orgID, err := s.invitationOrg(ctx, id)
 	if err != nil {
 		return false, err
@@ -295,8 +298,12 @@ func (s *Store) RemindInvitation(ctx context.Context, id string, n int) (bool, e
 		if err := scanInvitation(c.tx.QueryRow(ctx, `SELECT `+invitationColumns+`, i.scheduled_reminders FROM invitations i WHERE i.id = $1 FOR UPDATE`, id), &inv, &scheduled); err != nil {
 			return translate(fmt.Errorf("find invitation %s: %w", id, err))
 		}
-		if inv.Status != domain.StatusPending || scheduled >= n || !inv.ExpiresAt.After(s.now()) {
+		now := s.now()
+		if inv.Status != domain.StatusPending || scheduled >= n || !inv.ExpiresAt.After(now) {
 			return nil
+		}
+		if next > 0 && !inv.CreatedAt.Add(next).After(now) {
+			return nil // superseded by the next reminder, due as well
 		}
 		if _, err := c.tx.Exec(ctx, `UPDATE invitations SET scheduled_reminders = $2 WHERE id = $1`, id, n); err != nil {
 			return fmt.Errorf("record scheduled reminder: %w", err)

@@ -206,27 +206,82 @@ func (s *Store) AddMembers(ctx context.Context, actor domain.Actor, orgID string
 
 func (s *Store) addMemberTx(ctx context.Context, c *change, actor domain.Actor, org domain.Organization, in AddMemberInput) (AddMemberResult, error) {
 	var res AddMemberResult
-	user, _, err := ensureUserTx(ctx, c.tx, in.Email, "")
-	if err != nil {
-		return res, err
-	}
 	meta := in.Metadata
 	if len(meta) == 0 {
 		meta = json.RawMessage(`{}`)
 	}
-	pending := !user.IsActive || in.RequireAcceptance
+	// One round trip finds or creates the user and creates the membership.
+	var (
+		user domain.User
+		m    domain.Member
+		mOrg *string
+	)
+	var (
+		mAdmin, mPending *bool
+		mMeta            []byte
+		mCreated         *time.Time
+	)
+	err := scanUser(c.tx.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO users AS u (id, email, name) VALUES ($1, $2, '')
+			ON CONFLICT ((lower(email))) DO NOTHING
+			RETURNING `+userColumns+`
+		), usr AS (
+			SELECT * FROM ins
+			UNION ALL
+			SELECT `+userColumns+` FROM users u WHERE lower(u.email) = lower($2) AND NOT EXISTS (SELECT 1 FROM ins)
+		), m AS (
+			INSERT INTO memberships AS m (organization_id, user_id, is_admin, pending, metadata)
+			SELECT $3, usr.id, $4, NOT usr.is_active OR $5, $6 FROM usr
+			ON CONFLICT (organization_id, user_id) DO NOTHING
+			RETURNING `+membershipColumns+`
+		)
+		SELECT usr.*, m.* FROM usr LEFT JOIN m ON true`,
+		newID(), in.Email, org.ID, in.IsAdmin, in.RequireAcceptance, meta), &user, &mOrg, &mAdmin, &mPending, &mMeta, &mCreated)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// The email's user was committed by a concurrent transaction after this
+		// statement's snapshot: take the two-step path.
+		return s.addMemberSlowTx(ctx, c, actor, org, in, meta)
+	case err != nil:
+		return res, fmt.Errorf("create membership: %w", err)
+	case mOrg == nil:
+		return res, domain.ErrAlreadyMember
+	}
+	m = domain.Member{OrganizationID: *mOrg, IsAdmin: *mAdmin, Metadata: mMeta, CreatedAt: *mCreated, Status: domain.MemberActive}
+	if *mPending {
+		m.Status = domain.MemberPending
+	}
+	return s.finishAddMemberTx(ctx, c, actor, org, in, user, m)
+}
+
+// addMemberSlowTx is addMemberTx in two statements, for when the user appeared
+// concurrently.
+func (s *Store) addMemberSlowTx(ctx context.Context, c *change, actor domain.Actor, org domain.Organization, in AddMemberInput, meta json.RawMessage) (AddMemberResult, error) {
+	user, _, err := ensureUserTx(ctx, c.tx, in.Email, "")
+	if err != nil {
+		return AddMemberResult{}, err
+	}
 	var m domain.Member
 	err = scanMembership(c.tx.QueryRow(ctx, `
 		INSERT INTO memberships AS m (organization_id, user_id, is_admin, pending, metadata)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (organization_id, user_id) DO NOTHING
-		RETURNING `+membershipColumns, org.ID, user.ID, in.IsAdmin, pending, meta), &m)
+		RETURNING `+membershipColumns, org.ID, user.ID, in.IsAdmin, !user.IsActive || in.RequireAcceptance, meta), &m)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return res, domain.ErrAlreadyMember
+		return AddMemberResult{}, domain.ErrAlreadyMember
 	}
 	if err != nil {
-		return res, fmt.Errorf("create membership: %w", err)
+		return AddMemberResult{}, fmt.Errorf("create membership: %w", err)
 	}
+	return s.finishAddMemberTx(ctx, c, actor, org, in, user, m)
+}
+
+// finishAddMemberTx emits member_added and, for an active user, the notification, or
+// for a pending member, the invitation.
+func (s *Store) finishAddMemberTx(ctx context.Context, c *change, actor domain.Actor, org domain.Organization, in AddMemberInput, user domain.User, m domain.Member) (AddMemberResult, error) {
+	var res AddMemberResult
+	pending := m.Status == domain.MemberPending
 	m.User = user
 	m.Role = domain.RoleOf(m.IsAdmin, false)
 	res.Member = m

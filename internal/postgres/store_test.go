@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/postgres"
@@ -170,5 +171,38 @@ func TestConcurrentTransfers(t *testing.T) {
 	}
 	if got.OwnerID == owner.ID && errs[0] == nil && errs[1] == nil {
 		t.Fatalf("both transfers succeeded but owner unchanged")
+	}
+}
+
+func TestRemindInvitation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "o@example.com")
+	org, err := b.store.CreateOrganization(b.ctx, domain.Actor{UserID: owner.ID}, postgres.CreateOrganizationInput{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.store.AddMember(b.ctx, domain.Actor{UserID: owner.ID}, org.ID, postgres.AddMemberInput{Email: "i@example.com", SendEmail: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Invitation.ID
+	// Reminder 1 whose successor is already due is skipped for it.
+	if sent, err := b.store.RemindInvitation(b.ctx, id, 1, time.Nanosecond); err != nil || sent {
+		t.Fatalf("superseded reminder: sent %v (%v), want skipped", sent, err)
+	}
+	if sent, err := b.store.RemindInvitation(b.ctx, id, 1, time.Hour); err != nil || !sent {
+		t.Fatalf("reminder 1: sent %v (%v), want sent", sent, err)
+	}
+	if sent, err := b.store.RemindInvitation(b.ctx, id, 1, time.Hour); err != nil || sent {
+		t.Fatalf("reminder 1 again: sent %v (%v), want skipped", sent, err)
+	}
+	if sent, err := b.store.RemindInvitation(b.ctx, id, 2, 0); err != nil || !sent {
+		t.Fatalf("reminder 2: sent %v (%v), want sent", sent, err)
+	}
+	var n int
+	_ = b.store.Pool().QueryRow(b.ctx, `SELECT reminders_sent FROM invitations WHERE id = $1`, id).Scan(&n)
+	if n != 2 {
+		t.Fatalf("reminders_sent: got %d, want 2", n)
 	}
 }
