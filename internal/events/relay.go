@@ -22,6 +22,8 @@ import (
 type RelayConfig struct {
 	// PollInterval is how often an idle relay looks for rows committed by other processes
 	// (default 50ms). Rows committed in this process are picked up at once via Notify.
+	// After rows were found, or while committed rows wait for an older transaction, the
+	// relay polls more often: from 1ms, doubling back up to PollInterval.
 	PollInterval time.Duration
 	// BatchSize is the most rows sequenced and published per round (default 2000; keep it
 	// at most the JetStream context's async publish limit, 4000 by default).
@@ -107,8 +109,8 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger zerolog.Logger,
 
 // Notify wakes the relay to look for new rows now. The store calls it after each commit
 // that wrote outbox rows; it never blocks. (A pg_notify in the write transaction would
-// reach other processes too, but it serializes commits and cost 20-36% of write
-// throughput; other processes' rows are found by polling.)
+// reach other processes too, but it serializes commits: see BenchmarkWakeRelay and
+// docs/events.md. Other processes' rows are found by polling.)
 func (r *Relay) Notify() {
 	select {
 	case r.wake <- struct{}{}:
