@@ -147,13 +147,38 @@ type AddMemberResult struct {
 // Emits member_added, and user_invited for an invitation. Returns domain.ErrAlreadyMember
 // when the user is a member already (pending or not).
 func (s *Store) AddMember(ctx context.Context, actor domain.Actor, orgID string, in AddMemberInput) (AddMemberResult, error) {
+	if !validUUID(orgID) {
+		return AddMemberResult{}, domain.ErrNotFound
+	}
 	var res AddMemberResult
 	err := s.write(ctx, func(c *change) error {
-		l, err := lockOrg(ctx, c.tx, actor, orgID, domain.RoleAdmin)
+		// One round trip locks the organization and adds the member; when the
+		// permission check then fails, the transaction rolls the member back.
+		meta := in.Metadata
+		if len(meta) == 0 {
+			meta = json.RawMessage(`{}`)
+		}
+		var b pgx.Batch
+		b.Queue(lockOrgSQL, orgID, nullUUID(actor.UserID))
+		b.Queue(addMemberSQL, newID(), in.Email, orgID, in.IsAdmin, in.RequireAcceptance, meta)
+		br := c.tx.SendBatch(ctx, &b)
+		l, err := readLock(br.QueryRow(), actor, orgID, domain.RoleAdmin)
+		if err != nil {
+			_ = br.Close()
+			return err
+		}
+		user, m, found, err := readAddMember(br.QueryRow())
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
 		if err != nil {
 			return err
 		}
-		res, err = s.addMemberTx(ctx, c, actor, l.org, in)
+		if !found {
+			res, err = s.addMemberSlowTx(ctx, c, actor, l.org, in, meta)
+			return err
+		}
+		res, err = s.finishAddMemberTx(ctx, c, actor, l.org, in, user, m)
 		return err
 	})
 	return res, err
@@ -205,54 +230,65 @@ func (s *Store) AddMembers(ctx context.Context, actor domain.Actor, orgID string
 }
 
 func (s *Store) addMemberTx(ctx context.Context, c *change, actor domain.Actor, org domain.Organization, in AddMemberInput) (AddMemberResult, error) {
-	var res AddMemberResult
 	meta := in.Metadata
 	if len(meta) == 0 {
 		meta = json.RawMessage(`{}`)
 	}
-	// One round trip finds or creates the user and creates the membership.
-	var (
-		user domain.User
-		m    domain.Member
-		mOrg *string
+	user, m, found, err := readAddMember(c.tx.QueryRow(ctx, addMemberSQL, newID(), in.Email, org.ID, in.IsAdmin, in.RequireAcceptance, meta))
+	if err != nil {
+		return AddMemberResult{}, err
+	}
+	if !found {
+		return s.addMemberSlowTx(ctx, c, actor, org, in, meta)
+	}
+	return s.finishAddMemberTx(ctx, c, actor, org, in, user, m)
+}
+
+// addMemberSQL finds or creates the user with an email and creates their membership in
+// one statement ($1 new user id, $2 email, $3 organization, $4 is_admin,
+// $5 require_acceptance, $6 metadata). It returns no row when the user was committed by
+// a concurrent transaction after the statement's snapshot, and null membership columns
+// when the user is a member already.
+const addMemberSQL = `
+	WITH ins AS (
+		INSERT INTO users AS u (id, email, name) VALUES ($1, $2, '')
+		ON CONFLICT ((lower(email))) DO NOTHING
+		RETURNING ` + userColumns + `
+	), usr AS (
+		SELECT * FROM ins
+		UNION ALL
+		SELECT ` + userColumns + ` FROM users u WHERE lower(u.email) = lower($2) AND NOT EXISTS (SELECT 1 FROM ins)
+	), m AS (
+		INSERT INTO memberships AS m (organization_id, user_id, is_admin, pending, metadata)
+		SELECT $3, usr.id, $4, NOT usr.is_active OR $5, $6 FROM usr
+		ON CONFLICT (organization_id, user_id) DO NOTHING
+		RETURNING ` + membershipColumns + `
 	)
+	SELECT usr.*, m.* FROM usr LEFT JOIN m ON true`
+
+// readAddMember reads addMemberSQL's row: found is false when the user appeared
+// concurrently (take addMemberSlowTx); domain.ErrAlreadyMember for a member already.
+func readAddMember(row pgx.Row) (user domain.User, m domain.Member, found bool, err error) {
 	var (
+		mOrg             *string
 		mAdmin, mPending *bool
 		mMeta            []byte
 		mCreated         *time.Time
 	)
-	err := scanUser(c.tx.QueryRow(ctx, `
-		WITH ins AS (
-			INSERT INTO users AS u (id, email, name) VALUES ($1, $2, '')
-			ON CONFLICT ((lower(email))) DO NOTHING
-			RETURNING `+userColumns+`
-		), usr AS (
-			SELECT * FROM ins
-			UNION ALL
-			SELECT `+userColumns+` FROM users u WHERE lower(u.email) = lower($2) AND NOT EXISTS (SELECT 1 FROM ins)
-		), m AS (
-			INSERT INTO memberships AS m (organization_id, user_id, is_admin, pending, metadata)
-			SELECT $3, usr.id, $4, NOT usr.is_active OR $5, $6 FROM usr
-			ON CONFLICT (organization_id, user_id) DO NOTHING
-			RETURNING `+membershipColumns+`
-		)
-		SELECT usr.*, m.* FROM usr LEFT JOIN m ON true`,
-		newID(), in.Email, org.ID, in.IsAdmin, in.RequireAcceptance, meta), &user, &mOrg, &mAdmin, &mPending, &mMeta, &mCreated)
+	err = scanUser(row, &user, &mOrg, &mAdmin, &mPending, &mMeta, &mCreated)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		// The email's user was committed by a concurrent transaction after this
-		// statement's snapshot: take the two-step path.
-		return s.addMemberSlowTx(ctx, c, actor, org, in, meta)
+		return user, m, false, nil
 	case err != nil:
-		return res, fmt.Errorf("create membership: %w", err)
+		return user, m, false, fmt.Errorf("create membership: %w", err)
 	case mOrg == nil:
-		return res, domain.ErrAlreadyMember
+		return user, m, false, domain.ErrAlreadyMember
 	}
 	m = domain.Member{OrganizationID: *mOrg, IsAdmin: *mAdmin, Metadata: mMeta, CreatedAt: *mCreated, Status: domain.MemberActive}
 	if *mPending {
 		m.Status = domain.MemberPending
 	}
-	return s.finishAddMemberTx(ctx, c, actor, org, in, user, m)
+	return user, m, true, nil
 }
 
 // addMemberSlowTx is addMemberTx in two statements, for when the user appeared

@@ -204,17 +204,24 @@ func lockOrg(ctx context.Context, tx pgx.Tx, actor domain.Actor, id string, want
 	if !validUUID(id) {
 		return orgLock{}, domain.ErrNotFound
 	}
+	return readLock(tx.QueryRow(ctx, lockOrgSQL, id, nullUUID(actor.UserID)), actor, id, want)
+}
+
+// lockOrgSQL locks an organization and reads the actor's membership ($1 org, $2 user).
+const lockOrgSQL = `
+	SELECT ` + orgColumns + `, m.is_admin, m.pending
+	FROM organizations o
+	LEFT JOIN memberships m ON m.organization_id = o.id AND m.user_id = $2
+	WHERE o.id = $1
+	FOR NO KEY UPDATE OF o`
+
+// readLock reads lockOrgSQL's row and checks the actor's role.
+func readLock(row pgx.Row, actor domain.Actor, id string, want domain.Role) (orgLock, error) {
 	var (
 		l                orgLock
 		isAdmin, pending *bool
 	)
-	err := scanOrg(tx.QueryRow(ctx, `
-		SELECT `+orgColumns+`, m.is_admin, m.pending
-		FROM organizations o
-		LEFT JOIN memberships m ON m.organization_id = o.id AND m.user_id = $2
-		WHERE o.id = $1
-		FOR NO KEY UPDATE OF o`, id, nullUUID(actor.UserID)), &l.org, &isAdmin, &pending)
-	if err != nil {
+	if err := scanOrg(row, &l.org, &isAdmin, &pending); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return orgLock{}, domain.ErrNotFound
 		}
