@@ -115,9 +115,11 @@ render() {
 
 status=0
 
-# The race detector is slow on 2 cores: only the small packages without I/O.
-step "go test -race (domain, token)"
-go test -race -count=1 ./internal/domain/... ./internal/token/... || status=1
+# The race detector on the packages with concurrency of their own (about a minute here);
+# the end-to-end and browser tests run without it.
+step "go test -race (domain, token, postgres, httpapi, jobs, events, orgsevents)"
+go test -race -count=1 ./internal/domain/... ./internal/token/... ./internal/postgres/... \
+	./internal/httpapi/... ./internal/jobs/... ./internal/events/... ./orgsevents/... || status=1
 
 step "go test ./..."
 go test -json -count=1 -timeout 14m -p 2 ./... | tee .tmp/go-test.json | render || status=1
