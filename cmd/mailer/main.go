@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/riverqueue/river"
@@ -60,6 +61,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer pool.Close()
 
+	if cfg.Env == "production" && strings.HasPrefix(cfg.MailURL, "log:") {
+		// The log: transport prints activation links, which must not go to production logs.
+		return errors.New("ORGS_MAIL_URL: log: is for development; set an smtp:// or file:// URL")
+	}
 	renderer, err := mail.NewRenderer(cfg.TemplatesDir)
 	if err != nil {
 		return err

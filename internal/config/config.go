@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -73,13 +75,25 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str := func(p *string, flagName, envName, def, help string) {
 		fs.StringVar(p, flagName, env(envName, def), help+" ("+envName+")")
 	}
+	// secret is str for values that must not show in -h (which prints defaults, here the
+	// environment's values): the flag's default stays empty and the environment (or the
+	// default) applies after parsing when the flag is not given.
+	type pending struct {
+		p                      *string
+		flagName, envName, def string
+	}
+	var secrets []pending
+	secret := func(p *string, flagName, envName, def, help string) {
+		fs.StringVar(p, flagName, "", help+" ("+envName+"; not shown)")
+		secrets = append(secrets, pending{p, flagName, envName, def})
+	}
 	var (
 		secretKeys, apiKeys, schedule                                         string
 		invitationTTL, sessionTTL, sweep, rescue, relayPoll, shutdown, maxAge string
 		maxConns, mailWorkers, replicas, anonRate                             string
 	)
 	str(&c.Env, "env", "ORGS_ENV", "dev", "environment: dev or production")
-	str(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
+	secret(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
 	str(&maxConns, "database-max-conns", "ORGS_DATABASE_MAX_CONNS", "20", "maximum Postgres connections in the pool")
 	str(&c.NATSURL, "nats-url", "ORGS_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated")
 	str(&replicas, "nats-replicas", "ORGS_NATS_REPLICAS", "1", "replicas of the ORGS_EVENTS stream")
@@ -89,9 +103,9 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str(&c.PublicURL, "public-url", "ORGS_PUBLIC_URL", "http://127.0.0.1:8080", "base URL used in links")
 	str(&c.ActivationURL, "activation-url", "ORGS_ACTIVATION_URL", "", "activation link template with {user_id} and {token} (default {ORGS_PUBLIC_URL}/activate/{user_id}/{token})")
 	str(&c.AcceptURL, "accept-url", "ORGS_ACCEPT_URL", "", "invitation link template for active users, with {invitation_id} (default {ORGS_PUBLIC_URL}/v1/me/invitations)")
-	str(&secretKeys, "secret-key", "ORGS_SECRET_KEY", "", "token keys, comma separated: the first signs, all verify (required outside dev)")
-	str(&apiKeys, "api-keys", "ORGS_API_KEYS", "", "service API keys, name:secret,...")
-	str(&c.MailURL, "mail-url", "ORGS_MAIL_URL", "log:", "smtp://user:pass@host:port, smtps://..., file:///dir or log:")
+	secret(&secretKeys, "secret-key", "ORGS_SECRET_KEY", "", "token keys, comma separated: the first signs, all verify (required outside dev)")
+	secret(&apiKeys, "api-keys", "ORGS_API_KEYS", "", "service API keys, name:secret,...")
+	secret(&c.MailURL, "mail-url", "ORGS_MAIL_URL", "log:", "smtp://user:pass@host:port, smtps://..., file:///dir or log:")
 	str(&c.MailFrom, "mail-from", "ORGS_MAIL_FROM", "orgs <no-reply@localhost>", "From address")
 	str(&c.SiteName, "site-name", "ORGS_SITE_NAME", "orgs", "product name shown in emails and pages")
 	str(&c.ActivationSuccessURL, "activation-success-url", "ORGS_ACTIVATION_SUCCESS_URL", "", "where the activation page sends the person afterwards (empty: a success page)")
@@ -106,12 +120,19 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str(&shutdown, "shutdown-timeout", "ORGS_SHUTDOWN_TIMEOUT", "20s", "how long a stopping process waits for work in flight")
 	str(&anonRate, "anonymous-rate", "ORGS_ANONYMOUS_RATE", "20", "anonymous POSTs (sign-up, sign-in, activation) per second per client IP, bursts of twice that; 0 disables")
 	str(&c.RiverUIUser, "riverui-user", "ORGS_RIVERUI_USER", "", "HTTP basic auth user for /riverui (a service key works too)")
-	str(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
+	secret(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
 	str(&c.Log.Level, "log-level", "ORGS_LOG_LEVEL", "info", "zerolog level")
 	str(&c.Log.Format, "log-format", "ORGS_LOG_FORMAT", "json", "json or console")
 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, sp := range secrets {
+		if !given[sp.flagName] {
+			*sp.p = env(sp.envName, sp.def)
+		}
 	}
 
 	var errs []error
@@ -167,6 +188,10 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	switch c.Env {
 	case "dev":
 		if len(c.SecretKeys) == 0 {
+			// The development key is public: only for a system nobody else can reach.
+			if !loopback(c.PublicURL) {
+				errs = append(errs, errors.New("ORGS_SECRET_KEY: required when ORGS_PUBLIC_URL is not a loopback address (the development key is public)"))
+			}
 			c.SecretKeys = []string{DevSecretKey}
 		}
 	case "production":
@@ -189,8 +214,12 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 			continue
 		}
 		name, secret, ok := strings.Cut(kv, ":")
-		if !ok || name == "" || len(secret) < 8 {
-			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: %q is not name:secret with a secret of at least 8 characters", name))
+		if !ok || name == "" || secret == "" {
+			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: %q is not name:secret", name))
+			continue
+		}
+		if c.Env == "production" && len(secret) < 16 {
+			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: the secret of %q must be at least 16 characters outside dev", name))
 			continue
 		}
 		c.APIKeys[secret] = name
@@ -204,4 +233,18 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
+}
+
+// loopback reports whether rawURL's host is localhost or a loopback address.
+func loopback(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -95,3 +95,46 @@ func TestHelpListsVariables(t *testing.T) {
 		}
 	}
 }
+
+func TestHelpHidesSecrets(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, _ = config.Load([]string{"-h"}, env(map[string]string{
+		"ORGS_SECRET_KEY":       "super-secret-signing-key",
+		"ORGS_API_KEYS":         "billing:s3cret",
+		"ORGS_DATABASE_URL":     "postgres://u:dbpassword@h/db",
+		"ORGS_MAIL_URL":         "smtp://u:mailpassword@h:25",
+		"ORGS_RIVERUI_PASSWORD": "uipassword",
+	}), "x", &out)
+	for _, s := range []string{"super-secret-signing-key", "s3cret", "dbpassword", "mailpassword", "uipassword"} {
+		if strings.Contains(out.String(), s) {
+			t.Errorf("-h shows %q", s)
+		}
+	}
+}
+
+func TestSecretsFromEnvironmentAndFlags(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load([]string{"-mail-url", "file:///tmp/mail"}, env(map[string]string{
+		"ORGS_API_KEYS": "billing:s3cret", "ORGS_MAIL_URL": "log:",
+	}), "x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIKeys["s3cret"] != "billing" {
+		t.Errorf("the contract's example key: got %v", c.APIKeys)
+	}
+	if c.MailURL != "file:///tmp/mail" {
+		t.Errorf("mail url: got %q, want the flag's", c.MailURL)
+	}
+}
+
+func TestDevKeyOnlyOnLoopback(t *testing.T) {
+	t.Parallel()
+	if _, err := config.Load(nil, env(map[string]string{"ORGS_PUBLIC_URL": "https://orgs.example.com"}), "x", nil); err == nil {
+		t.Error("the public development key was accepted for a public URL")
+	}
+	if _, err := config.Load(nil, env(map[string]string{"ORGS_PUBLIC_URL": "http://localhost:8080"}), "x", nil); err != nil {
+		t.Errorf("localhost: %v", err)
+	}
+}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"crypto/cipher"
-	"crypto/subtle"
 	"net/http"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/orgs-dev/orgs/internal/telemetry"
+	"github.com/orgs-dev/orgs/internal/token"
 )
 
 // Config is what the API needs besides its store.
@@ -157,8 +157,7 @@ func operatorOnly(cfg Config, next http.Handler) http.Handler {
 		}
 		if cfg.RiverUIUser != "" {
 			u, p, ok := r.BasicAuth()
-			if ok && subtle.ConstantTimeCompare([]byte(u), []byte(cfg.RiverUIUser)) == 1 &&
-				subtle.ConstantTimeCompare([]byte(p), []byte(cfg.RiverUIPassword)) == 1 {
+			if ok && token.EqualConstantTime(u, cfg.RiverUIUser) && token.EqualConstantTime(p, cfg.RiverUIPassword) {
 				next.ServeHTTP(w, r)
 				return
 			}

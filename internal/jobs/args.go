@@ -38,20 +38,19 @@ func (SendInvitationArgs) InsertOpts() river.InsertOpts {
 }
 
 // SendActivationArgs sends the activation email of a sign-up (or a re-sent activation
-// link). ExpiresAt is the link's expiry, fixed when the job is inserted; Nonce tells
-// apart two re-sends, which are each sent.
+// link). ExpiresAt is the link's expiry, fixed when the job is inserted.
 type SendActivationArgs struct {
-	UserID    string    `json:"user_id"`
+	UserID    string    `json:"user_id" river:"unique"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Kind is permanent.
 func (SendActivationArgs) Kind() string { return "send_activation" }
 
-// InsertOpts puts the job on the mail queue; identical arguments (a retried request in
-// the same second) are enqueued once.
+// InsertOpts puts the job on the mail queue, at most one per user and minute: repeated
+// re-send requests (anyone may make them, for any address) cannot flood a mailbox.
 func (SendActivationArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMail, MaxAttempts: 12, UniqueOpts: mailUnique()}
+	return river.InsertOpts{Queue: QueueMail, MaxAttempts: 12, UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
 }
 
 // SendReminderArgs sends reminder number Reminder (1, 2, ...) of an invitation, manual or

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
+	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/orgsevents"
 )
 
@@ -236,6 +238,9 @@ func (w *scheduledReminderWorker) Work(ctx context.Context, job *river.Job[Sched
 		next = w.r.schedule[n] // the delay of reminder n+1
 	}
 	sent, err := w.r.store.RemindInvitation(ctx, job.Args.InvitationID, job.Args.Reminder, next)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil // the invitation went with its organization: nothing to remind
+	}
 	if err != nil {
 		return fmt.Errorf("remind invitation %s: %w", job.Args.InvitationID, err)
 	}

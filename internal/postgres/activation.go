@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,7 +40,9 @@ func (s *Store) SignUp(ctx context.Context, in SignUpInput) (domain.User, domain
 		if user.IsActive {
 			return domain.ErrEmailTaken
 		}
-		if in.Name != "" && in.Name != user.Name {
+		// An anonymous sign-up names a user only if nobody did (an invited user keeps the
+		// name an admin or the customer's system gave).
+		if in.Name != "" && user.Name == "" {
 			if err := c.tx.QueryRow(ctx, `UPDATE users SET name = $2, updated_at = now() WHERE id = $1 RETURNING name`, user.ID, in.Name).Scan(&user.Name); err != nil {
 				return fmt.Errorf("update user name: %w", err)
 			}
@@ -161,8 +164,8 @@ func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (
 		for i, o := range orgs {
 			ids[i] = o.ID
 		}
-		if _, err := c.tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
-			return fmt.Errorf("lock organizations: %w", err)
+		if err := lockOrgsTx(ctx, c.tx, ids); err != nil {
+			return err
 		}
 		if err := scanUser(c.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1 FOR UPDATE`, userID), &user); err != nil {
 			return translate(fmt.Errorf("find user: %w", err))
@@ -170,6 +173,36 @@ func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (
 		if user.IsActive {
 			return domain.ErrTokenInvalid
 		}
+		// What the user joins, read again under the locks (an invitation may have been
+		// revoked meanwhile).
+		invs, err := collectInvitations(c.tx.Query(ctx, `SELECT `+invitationColumns+` FROM invitations i
+			WHERE i.user_id = $1 AND i.status = 'pending' AND i.expires_at > $2 AND i.organization_id = ANY($3)
+			ORDER BY i.organization_id FOR UPDATE`, userID, s.now(), ids))
+		if err != nil {
+			return fmt.Errorf("find invitations: %w", err)
+		}
+		var owned []string
+		rows, err := c.tx.Query(ctx, `SELECT id FROM organizations WHERE owner_id = $1 AND NOT is_active AND id = ANY($2) ORDER BY id`, userID, ids)
+		if err != nil {
+			return fmt.Errorf("find organizations to activate: %w", err)
+		}
+		if owned, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return fmt.Errorf("find organizations to activate: %w", err)
+		}
+		var joined []string
+		for _, inv := range invs {
+			joined = append(joined, inv.OrganizationID)
+		}
+		for _, id := range owned {
+			if !slices.Contains(joined, id) {
+				joined = append(joined, id)
+			}
+		}
+		if len(joined) == 0 {
+			return domain.ErrTokenInvalid
+		}
+		slices.Sort(joined)
+
 		if err := scanUser(c.tx.QueryRow(ctx, `
 			UPDATE users AS u SET is_active = true, password_hash = coalesce($2, u.password_hash),
 				name = coalesce($3, u.name), updated_at = now()
@@ -177,38 +210,33 @@ func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (
 			return fmt.Errorf("activate user: %w", err)
 		}
 		actor := domain.Actor{UserID: userID}
-		invs, err := collectInvitations(c.tx.Query(ctx, `SELECT `+invitationColumns+` FROM invitations i
-			WHERE i.user_id = $1 AND i.status = 'pending' AND i.expires_at > $2 AND i.organization_id = ANY($3)
-			ORDER BY i.organization_id FOR UPDATE`, userID, s.now(), ids))
-		if err != nil {
-			return fmt.Errorf("find invitations: %w", err)
-		}
 		for i := range invs {
 			if err := s.endInvitationTx(ctx, c, &invs[i], domain.StatusAccepted, actor); err != nil {
 				return err
 			}
 		}
-		rows, err := c.tx.Query(ctx, `
-			UPDATE organizations AS o SET is_active = true, updated_at = now()
-			WHERE o.owner_id = $1 AND NOT o.is_active AND o.id = ANY($2)
-			RETURNING `+orgColumns, userID, ids)
-		if err != nil {
-			return fmt.Errorf("activate organizations: %w", err)
-		}
-		activated, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Organization, error) {
-			var o domain.Organization
-			return o, scanOrg(r, &o)
-		})
-		if err != nil {
-			return fmt.Errorf("activate organizations: %w", err)
-		}
-		for _, o := range activated {
-			c.emit(domain.Event{Type: domain.OrgUpdated, Subject: o.ID, OrganizationID: o.ID, Data: map[string]any{
-				"organization": o, "changed": []string{"is_active"}, "actor_id": userID,
-			}})
+		if len(owned) > 0 {
+			rows, err := c.tx.Query(ctx, `
+				UPDATE organizations AS o SET is_active = true, updated_at = now()
+				WHERE o.id = ANY($1) RETURNING `+orgColumns, owned)
+			if err != nil {
+				return fmt.Errorf("activate organizations: %w", err)
+			}
+			activated, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Organization, error) {
+				var o domain.Organization
+				return o, scanOrg(r, &o)
+			})
+			if err != nil {
+				return fmt.Errorf("activate organizations: %w", err)
+			}
+			for _, o := range activated {
+				c.emit(domain.Event{Type: domain.OrgUpdated, Subject: o.ID, OrganizationID: o.ID, Data: map[string]any{
+					"organization": o, "changed": []string{"is_active"}, "actor_id": userID,
+				}})
+			}
 		}
 		c.emit(domain.Event{Type: domain.UserActivated, Subject: userID, Data: map[string]any{
-			"user": user, "organization_ids": ids,
+			"user": user, "organization_ids": joined,
 		}})
 		if in.SessionHash != nil {
 			expires, err = s.createSessionTx(ctx, c.tx, userID, in.SessionHash)
@@ -237,10 +265,14 @@ func (s *Store) DeclineActivation(ctx context.Context, userID string) (domain.Us
 		if len(invs) == 0 {
 			return domain.ErrTokenInvalid
 		}
-		for i := range invs {
-			if err := lockOrgRow(ctx, c.tx, invs[i].OrganizationID); err != nil {
-				return err
+		ids := make([]string, 0, len(invs))
+		for _, inv := range invs {
+			if !slices.Contains(ids, inv.OrganizationID) {
+				ids = append(ids, inv.OrganizationID)
 			}
+		}
+		if err := lockOrgsTx(ctx, c.tx, ids); err != nil {
+			return err
 		}
 		actor := domain.Actor{UserID: userID}
 		for i := range invs {

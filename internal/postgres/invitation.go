@@ -177,10 +177,12 @@ func (s *Store) RespondToInvitation(ctx context.Context, actor domain.Actor, id 
 		if err := lockOrgRow(ctx, c.tx, orgID); err != nil {
 			return err
 		}
+		// The invited user, whose email is still the invited address.
 		if err := scanInvitation(c.tx.QueryRow(ctx, `
 			SELECT `+invitationColumns+` FROM invitations i
-			JOIN users u ON lower(u.email) = lower(i.email)
-			WHERE i.id = $1 AND u.id = $2 FOR UPDATE OF i`, id, actor.UserID), &inv); err != nil {
+			WHERE i.id = $1 AND i.user_id = $2
+			  AND EXISTS (SELECT 1 FROM users u WHERE u.id = i.user_id AND lower(u.email) = lower(i.email))
+			FOR UPDATE OF i`, id, actor.UserID), &inv); err != nil {
 			return translate(fmt.Errorf("find invitation %s: %w", id, err))
 		}
 		if inv.Status != domain.StatusPending || !inv.ExpiresAt.After(s.now()) {
@@ -204,9 +206,11 @@ func (s *Store) endInvitationTx(ctx context.Context, c *change, inv *domain.Invi
 	}
 	c.emit(invitationEndedEvent(status, inv.ID, inv.OrganizationID, inv.UserID))
 	if status == domain.StatusAccepted {
+		// The membership holds the admin flag (an admin may have changed it since the
+		// invitation); accepting only makes it active.
 		if _, err := c.tx.Exec(ctx, `
-			UPDATE memberships SET pending = false, is_admin = is_admin OR $3
-			WHERE organization_id = $1 AND user_id = $2`, inv.OrganizationID, inv.UserID, inv.IsAdmin); err != nil {
+			UPDATE memberships SET pending = false
+			WHERE organization_id = $1 AND user_id = $2`, inv.OrganizationID, inv.UserID); err != nil {
 			return fmt.Errorf("accept membership: %w", err)
 		}
 		return nil
@@ -317,7 +321,9 @@ func (s *Store) RemindInvitation(ctx context.Context, id string, n int, next tim
 func (s *Store) remindTx(ctx context.Context, c *change, inv *domain.Invitation) error {
 	now := s.now()
 	if err := scanInvitation(c.tx.QueryRow(ctx, `
-		UPDATE invitations AS i SET status = 'pending', expires_at = $2, reminders_sent = reminders_sent + 1, last_sent_at = $3
+		UPDATE invitations AS i SET status = 'pending', expires_at = $2, reminders_sent = reminders_sent + 1, last_sent_at = $3,
+			-- an invitee who became active meanwhile accepts while logged in
+			require_acceptance = require_acceptance OR (SELECT is_active FROM users WHERE id = i.user_id)
 		WHERE i.id = $1 RETURNING `+invitationColumns, inv.ID, now.Add(s.cfg.InvitationTTL), now), inv); err != nil {
 		return translate(fmt.Errorf("renew invitation: %w", err))
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -196,13 +198,23 @@ type BulkResult struct {
 // whole call (domain.ErrNotFound, domain.ErrForbidden).
 func (s *Store) AddMembers(ctx context.Context, actor domain.Actor, orgID string, items []AddMemberInput) ([]BulkResult, error) {
 	results := make([]BulkResult, len(items))
+	// Items go in email order, so that two bulk adds sharing new emails (each waits on
+	// the other's uncommitted user row) cannot lock in opposite orders and deadlock.
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return strings.Compare(strings.ToLower(items[a].Email), strings.ToLower(items[b].Email))
+	})
 	err := s.write(ctx, func(c *change) error {
 		l, err := lockOrg(ctx, c.tx, actor, orgID, domain.RoleAdmin)
 		if err != nil {
 			return err
 		}
-		for i, in := range items {
-			results[i].Email = in.Email
+		for _, i := range order {
+			in := items[i]
+			results[i] = BulkResult{Email: in.Email}
 			sp, err := c.tx.Begin(ctx) // a savepoint
 			if err != nil {
 				return fmt.Errorf("savepoint: %w", err)
@@ -376,6 +388,13 @@ func (s *Store) UpdateMember(ctx context.Context, actor domain.Actor, orgID, use
 			return fmt.Errorf("update member: %w", err)
 		}
 		m.Role = domain.RoleOf(m.IsAdmin, m.IsOwner)
+		if adminChanged && m.Status == domain.MemberPending {
+			// Keep the open invitation (shown in the invitation list) in step.
+			if _, err := c.tx.Exec(ctx, `UPDATE invitations SET is_admin = $3
+				WHERE organization_id = $1 AND user_id = $2 AND status IN ('pending', 'expired')`, orgID, userID, m.IsAdmin); err != nil {
+				return fmt.Errorf("update invitation: %w", err)
+			}
+		}
 		c.emit(domain.Event{Type: domain.MemberUpdated, Subject: orgID, OrganizationID: orgID, Data: map[string]any{
 			"organization_id": orgID, "user_id": userID, "is_admin": m.IsAdmin, "actor_id": actorRef(actor),
 		}})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,8 +94,41 @@ func (c *change) enqueue(args river.JobArgs) {
 }
 
 // write runs fn in a transaction, then writes its events to the outbox and inserts its
-// jobs in the same transaction, and commits.
+// jobs in the same transaction, and commits. A transaction that failed on a deadlock, a
+// serialization failure or a lock it would not wait for (NOWAIT) is run again from the
+// start, a few times, after a short random pause; fn must be safe to run again.
 func (s *Store) write(ctx context.Context, fn func(c *change) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.writeOnce(ctx, fn)
+		if err == nil || !retryable(err) || attempt >= maxAttempts {
+			return err
+		}
+		pause := time.Duration(rand.Int64N(int64(min(attempt, 10))*int64(5*time.Millisecond))) + time.Millisecond
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+}
+
+// maxAttempts bounds write's retries (about 2 s of pauses at most).
+const maxAttempts = 40
+
+// retryable reports whether err ended a transaction that may simply be run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40P01", "40001", "55P03": // deadlock, serialization failure, lock not available
+		return true
+	}
+	return false
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(c *change) error) error {
 	var wrote bool
 	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
 		c := &change{tx: tx}
@@ -108,10 +142,28 @@ func (s *Store) write(ctx context.Context, fn func(c *change) error) error {
 		return nil
 	})
 	if err != nil {
+		if retryable(err) {
+			return err
+		}
 		return translate(err)
 	}
 	if wrote && s.cfg.AfterCommit != nil {
 		s.cfg.AfterCommit()
+	}
+	return nil
+}
+
+// lockOrgsTx locks several organizations in one statement, in id order, without waiting:
+// a transaction that waited for the second lock while holding the first (and so its
+// transaction id) could commit after a writer of the second organization that got a
+// later id, and the relay, which orders by id, would publish that organization's events
+// out of commit order. When any is busy it fails with 55P03 and write runs it again.
+func lockOrgsTx(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if len(ids) == 1 {
+		return lockOrgRow(ctx, tx, ids[0])
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE NOWAIT`, ids); err != nil {
+		return fmt.Errorf("lock organizations: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -204,5 +205,93 @@ func TestRemindInvitation(t *testing.T) {
 	_ = b.store.Pool().QueryRow(b.ctx, `SELECT reminders_sent FROM invitations WHERE id = $1`, id).Scan(&n)
 	if n != 2 {
 		t.Fatalf("reminders_sent: got %d, want 2", n)
+	}
+}
+
+func TestAcceptKeepsTheMembershipsAdminFlag(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "o@example.com")
+	bob := b.activeUser(t, "bob@example.com")
+	a := domain.Actor{UserID: owner.ID}
+	org, _ := b.store.CreateOrganization(b.ctx, a, postgres.CreateOrganizationInput{Name: "x"})
+	res, err := b.store.AddMember(b.ctx, a, org.ID, postgres.AddMemberInput{Email: bob.Email, IsAdmin: true, RequireAcceptance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	if _, err := b.store.UpdateMember(b.ctx, a, org.ID, bob.ID, postgres.UpdateMemberInput{IsAdmin: &no}); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := b.store.RespondToInvitation(b.ctx, domain.Actor{UserID: bob.ID}, res.Invitation.ID, true)
+	if err != nil || inv.IsAdmin {
+		t.Fatalf("accept: got %+v, %v; want an accepted invitation with is_admin false", inv, err)
+	}
+	m, err := b.store.FindMember(b.ctx, a, org.ID, bob.ID)
+	if err != nil || m.IsAdmin || m.Status != domain.MemberActive {
+		t.Fatalf("after accept: got %+v, %v; want an active plain member", m, err)
+	}
+}
+
+func TestOnlyTheInvitedUserResponds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "o@example.com")
+	a := domain.Actor{UserID: owner.ID}
+	ext := "ext-x"
+	active := true
+	x, _, err := b.store.UpsertUser(b.ctx, domain.Actor{Service: "t"}, postgres.UpsertUserInput{Email: "x@example.com", ExternalID: &ext, IsActive: &active})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, _ := b.store.CreateOrganization(b.ctx, a, postgres.CreateOrganizationInput{Name: "x"})
+	res, err := b.store.AddMember(b.ctx, a, org.ID, postgres.AddMemberInput{Email: x.Email, RequireAcceptance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// X changes address; Y takes X's old one.
+	if _, _, err := b.store.UpsertUser(b.ctx, domain.Actor{Service: "t"}, postgres.UpsertUserInput{Email: "x2@example.com", ExternalID: &ext}); err != nil {
+		t.Fatal(err)
+	}
+	y := b.activeUser(t, "x@example.com")
+	if _, err := b.store.RespondToInvitation(b.ctx, domain.Actor{UserID: y.ID}, res.Invitation.ID, true); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("another user accepting: got %v, want ErrNotFound", err)
+	}
+	m, _ := b.store.FindMember(b.ctx, a, org.ID, x.ID)
+	if m.Status != domain.MemberPending {
+		t.Fatalf("X's membership: got %q, want pending", m.Status)
+	}
+}
+
+func TestConcurrentBulkAddsDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "o@example.com")
+	a := domain.Actor{UserID: owner.ID}
+	orgA, _ := b.store.CreateOrganization(b.ctx, a, postgres.CreateOrganizationInput{Name: "a"})
+	orgB, _ := b.store.CreateOrganization(b.ctx, a, postgres.CreateOrganizationInput{Name: "b"})
+	for round := 0; round < 10; round++ {
+		e1, e2 := fmt.Sprintf("one%d@example.com", round), fmt.Sprintf("two%d@example.com", round)
+		var wg sync.WaitGroup
+		var ra, rb []postgres.BulkResult
+		var errA, errB error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			ra, errA = b.store.AddMembers(b.ctx, a, orgA.ID, []postgres.AddMemberInput{{Email: e1}, {Email: e2}})
+		}()
+		go func() {
+			defer wg.Done()
+			rb, errB = b.store.AddMembers(b.ctx, a, orgB.ID, []postgres.AddMemberInput{{Email: e2}, {Email: e1}})
+		}()
+		wg.Wait()
+		if errA != nil || errB != nil {
+			t.Fatalf("round %d: %v, %v", round, errA, errB)
+		}
+		for _, r := range append(ra, rb...) {
+			if r.Err != nil {
+				t.Fatalf("round %d: %s failed: %v", round, r.Email, r.Err)
+			}
+		}
 	}
 }
