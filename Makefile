@@ -25,8 +25,9 @@ bench: ## run the benchmarks (BENCHTIME=1s) against the test database
 build: ## build every command into bin/
 	go build -o bin/ ./cmd/...
 
-lint: ## go vet and a gofmt check
+lint: ## go vet, staticcheck and a gofmt check
 	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	@files=$$($(GOFILES) | xargs -0 -r gofmt -l); \
 		if [ -n "$$files" ]; then echo "these files need gofmt -w:"; echo "$$files"; exit 1; fi
 

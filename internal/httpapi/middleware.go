@@ -36,14 +36,6 @@ func infoFrom(ctx context.Context) *requestInfo {
 	return info
 }
 
-// requestIDFrom returns the request's id, or "".
-func requestIDFrom(ctx context.Context) string {
-	if info := infoFrom(ctx); info != nil {
-		return info.id
-	}
-	return ""
-}
-
 // middleware wraps the API mux in the shared layers, outermost first:
 //
 //   - observe: request id, request logger in the context, access log, metrics, panic
