@@ -137,28 +137,43 @@ func TestSenderFromWithoutFromName(t *testing.T) {
 	}
 }
 
-func TestSenderReusesConnection(t *testing.T) {
+func TestSenderReusesConnections(t *testing.T) {
 	t.Parallel()
-	srv := mailtest.NewServer(t)
-	s := newSender(t, srv.URL())
-	e := testEmail(t)
+	for _, tt := range []struct {
+		query string
+		max   int
+	}{{"", 4}, {"?pool=1", 1}, {"?pool=2", 2}} {
+		srv := mailtest.NewServer(t)
+		s := newSender(t, srv.URL()+tt.query)
+		e := testEmail(t)
 
-	const n = 5
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() { errs <- s.Send(context.Background(), e) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Send: %v", err)
+		const n = 12
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() { errs <- s.Send(context.Background(), e) })
 		}
-	}
-	srv.WaitFor(t, n, 5*time.Second)
-	if got := srv.Connections(); got != 1 {
-		t.Errorf("connections: got %d, want 1", got)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+		}
+		srv.WaitFor(t, n, 5*time.Second)
+		opened := srv.Connections()
+		if opened < 1 || opened > tt.max {
+			t.Errorf("%q: %d concurrent sends opened %d connections, want 1 to %d", tt.query, n, opened, tt.max)
+		}
+		// Sequential sends reuse the open connections.
+		for range 5 {
+			if err := s.Send(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := srv.Connections(); got != opened {
+			t.Errorf("%q: sequential sends opened %d more connections, want 0", tt.query, got-opened)
+		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -17,16 +16,21 @@ import (
 // defaultSMTPTimeout bounds dialing and each SMTP exchange when the URL sets no timeout.
 const defaultSMTPTimeout = 15 * time.Second
 
-// smtpTransport keeps one SMTP connection open across sends. Opening a connection costs
-// a TCP and often a TLS handshake plus EHLO and AUTH, several round trips per email;
-// reusing it also keeps us under providers' connection-rate limits.
+// smtpTransport keeps up to poolSize SMTP connections open across sends (default 4, the
+// URL's pool parameter). Opening a connection costs a TCP and often a TLS handshake plus
+// EHLO and AUTH, several round trips per email; reusing them also keeps us under
+// providers' connection-rate limits, and a few in parallel let one mailer keep up with
+// a backlog (each connection carries one SMTP transaction at a time).
 type smtpTransport struct {
-	client  *gomail.Client // configuration only; connections are held in conn
+	client  *gomail.Client // configuration only; connections are held in the pool
 	timeout time.Duration
 
-	mu   sync.Mutex // serializes SMTP transactions on conn
-	conn *smtp.Client
+	slots chan struct{}     // one per connection that may be in use
+	idle  chan *smtp.Client // open connections not in use
 }
+
+// defaultPoolSize is the number of SMTP connections a mailer may hold open.
+const defaultPoolSize = 4
 
 func newSMTPTransport(u *url.URL) (*smtpTransport, error) {
 	host := u.Hostname()
@@ -51,6 +55,7 @@ func newSMTPTransport(u *url.URL) (*smtpTransport, error) {
 	}
 
 	timeout := defaultSMTPTimeout
+	poolSize := defaultPoolSize
 	policy := gomail.TLSOpportunistic
 	tlsConfig := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	authType := gomail.SMTPAuthAutoDiscover
@@ -75,6 +80,11 @@ func newSMTPTransport(u *url.URL) (*smtpTransport, error) {
 			}
 		case "auth":
 			err = authType.UnmarshalString(v)
+		case "pool":
+			poolSize, err = strconv.Atoi(v)
+			if err == nil && (poolSize < 1 || poolSize > 100) {
+				err = errors.New("must be 1 to 100")
+			}
 		default:
 			// Reject unknown parameters: a misspelt "startls=true" would otherwise
 			// silently send in the clear.
@@ -106,41 +116,55 @@ func newSMTPTransport(u *url.URL) (*smtpTransport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure smtp client: %w", err)
 	}
-	return &smtpTransport{client: client, timeout: timeout}, nil
+	return &smtpTransport{
+		client: client, timeout: timeout,
+		slots: make(chan struct{}, poolSize), idle: make(chan *smtp.Client, poolSize),
+	}, nil
 }
 
-// send delivers msg over the open connection, dialing one first if needed. If a reused
-// connection turns out to be dead (the server closed it while idle), it redials once:
-// that failure happens before MAIL FROM, so nothing can have been accepted and the
-// message cannot be sent twice.
+// send delivers msg over an open connection of the pool, dialing one first if none is
+// idle. If a reused connection turns out to be dead (the server closed it while idle),
+// it redials once: that failure happens before MAIL FROM, so nothing can have been
+// accepted and the message cannot be sent twice.
 func (t *smtpTransport) send(ctx context.Context, msg *gomail.Msg, _ Email) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	select {
+	case t.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for an smtp connection: %w", ctx.Err())
+	}
+	defer func() { <-t.slots }()
 
+	var conn *smtp.Client
+	select {
+	case conn = <-t.idle:
+	default:
+	}
 	for attempt := 0; ; attempt++ {
-		reused := t.conn != nil
+		reused := conn != nil
 		if !reused {
-			conn, err := t.client.DialToSMTPClientWithContext(ctx)
+			c, err := t.client.DialToSMTPClientWithContext(ctx)
 			if err != nil {
 				return fmt.Errorf("connect to smtp server: %w", err)
 			}
-			t.conn = conn
+			conn = c
 		}
 		// go-mail sets the connection deadline when dialing and after NOOP; an idle
 		// connection would meet an expired deadline at its first command, so
 		// start each transaction with a fresh one, shortened to ctx's deadline.
-		if err := t.conn.UpdateDeadline(t.deadline(ctx)); err != nil {
-			t.drop()
+		if err := conn.UpdateDeadline(t.deadline(ctx)); err != nil {
+			t.drop(conn)
 			return fmt.Errorf("smtp connection deadline: %w", err)
 		}
 
-		err := t.client.SendWithSMTPClient(t.conn, msg)
+		err := t.client.SendWithSMTPClient(conn, msg)
 		if err == nil {
+			t.idle <- conn // never blocks: at most one connection per slot
 			return nil
 		}
 		// After an error the session's state is uncertain (a half-written DATA, a
 		// dropped socket); a new connection is cheap compared with debugging that.
-		t.drop()
+		t.drop(conn)
+		conn = nil
 		if msg.IsDelivered() {
 			// The server accepted the message and only the RSET after it failed.
 			// Reporting that as an error would make the job send it again.
@@ -177,31 +201,28 @@ func beforeTransaction(err error) bool {
 	return se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom
 }
 
-// drop closes the connection, politely if it still works. The caller holds t.mu.
-func (t *smtpTransport) drop() {
-	if t.conn == nil {
-		return
-	}
+// drop closes a connection, politely if it still works.
+func (t *smtpTransport) drop(conn *smtp.Client) {
 	// QUIT may fail on a broken connection and then leaves the socket open, so
 	// also close it; closing twice only returns an error we have no use for.
-	_ = t.conn.UpdateDeadline(time.Second)
-	_ = t.client.CloseWithSMTPClient(t.conn)
-	_ = t.conn.Close()
-	t.conn = nil
+	_ = conn.UpdateDeadline(time.Second)
+	_ = t.client.CloseWithSMTPClient(conn)
+	_ = conn.Close()
 }
 
+// close closes the idle connections; call it after the last send.
 func (t *smtpTransport) close() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.conn == nil {
-		return nil
+	var errs []error
+	for {
+		select {
+		case conn := <-t.idle:
+			_ = conn.UpdateDeadline(t.timeout)
+			if err := t.client.CloseWithSMTPClient(conn); err != nil {
+				errs = append(errs, fmt.Errorf("close smtp connection: %w", err))
+			}
+			_ = conn.Close()
+		default:
+			return errors.Join(errs...)
+		}
 	}
-	_ = t.conn.UpdateDeadline(t.timeout)
-	err := t.client.CloseWithSMTPClient(t.conn)
-	_ = t.conn.Close()
-	t.conn = nil
-	if err != nil {
-		return fmt.Errorf("close smtp connection: %w", err)
-	}
-	return nil
 }
