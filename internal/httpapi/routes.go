@@ -136,13 +136,28 @@ func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, si
 	return root
 }
 
-// op builds an operation; status 0 means huma's default (200).
+// op builds an operation; status 0 means huma's default (200). The headers that the
+// middleware reads (On-Behalf-Of, and Idempotency-Key on POSTs) are documented on it.
 func op(id, method, path string, status int, tag string, security []map[string][]string, mw huma.Middlewares) huma.Operation {
+	params := []*huma.Param{{
+		Name: "On-Behalf-Of", In: "header",
+		Description: "With a service key: act as this user (a user id), with exactly that user's rights.",
+		Schema:      &huma.Schema{Type: huma.TypeString, Format: "uuid"},
+	}}
+	if method == http.MethodPost {
+		params = append(params, &huma.Param{
+			Name: "Idempotency-Key", In: "header",
+			Description: "A retry with the same key and body returns the first response (for 24 h); the same key with another body is 409 idempotency_conflict.",
+			Schema:      &huma.Schema{Type: huma.TypeString, MinLength: ptr(1), MaxLength: ptr(255)},
+		})
+	}
 	return huma.Operation{
 		OperationID: id, Method: method, Path: path, DefaultStatus: status,
-		Tags: []string{tag}, Security: security, Middlewares: mw,
+		Tags: []string{tag}, Security: security, Middlewares: mw, Parameters: params,
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // operatorOnly lets through a request with a service key as bearer, or with the River
 // UI's HTTP basic auth credentials.
