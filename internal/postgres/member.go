@@ -54,19 +54,32 @@ func memberRemovedEvent(orgID, userID string, actor domain.Actor) domain.Event {
 	}}
 }
 
-// checkMember returns nil when actor is an active member of organization id (or a
-// superuser); domain.ErrNotFound otherwise.
-func (s *Store) checkMember(ctx context.Context, actor domain.Actor, orgID string) error {
+// checkMemberSQL tells whether $2 is an active member of organization $1, or, with $3
+// (a superuser), whether the organization exists.
+const checkMemberSQL = `
+	SELECT CASE WHEN $3 THEN EXISTS (SELECT 1 FROM organizations WHERE id = $1)
+	ELSE EXISTS (SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2 AND NOT pending) END`
+
+// readAsMember runs query (one row or many, read by read) in the same round trip as the
+// membership check: the actor must be an active member of orgID (or a superuser), else
+// domain.ErrNotFound, and read's result is dropped.
+func (s *Store) readAsMember(ctx context.Context, actor domain.Actor, orgID, query string, args []any, read func(pgx.Rows) error) error {
 	if !validUUID(orgID) {
 		return domain.ErrNotFound
 	}
+	var b pgx.Batch
 	var ok bool
-	err := s.pool.QueryRow(ctx, `
-		SELECT CASE WHEN $3 THEN EXISTS (SELECT 1 FROM organizations WHERE id = $1)
-		ELSE EXISTS (SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2 AND NOT pending) END`,
-		orgID, nullUUID(actor.UserID), actor.IsSuperuser()).Scan(&ok)
-	if err != nil {
-		return fmt.Errorf("check membership: %w", err)
+	b.Queue(checkMemberSQL, orgID, nullUUID(actor.UserID), actor.IsSuperuser()).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&ok)
+	})
+	b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+		if !ok {
+			return nil
+		}
+		return read(rows)
+	})
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("read as member: %w", err)
 	}
 	if !ok {
 		return domain.ErrNotFound
@@ -77,18 +90,17 @@ func (s *Store) checkMember(ctx context.Context, actor domain.Actor, orgID strin
 // FindMembers returns a page of organization orgID's members (pending ones included) in
 // the order they joined, to its members. Returns domain.ErrNotFound to others.
 func (s *Store) FindMembers(ctx context.Context, actor domain.Actor, orgID string, after Cursor, limit int) (Page[domain.Member], error) {
-	if err := s.checkMember(ctx, actor, orgID); err != nil {
-		return Page[domain.Member]{}, err
-	}
-	rows, err := s.pool.Query(ctx, memberQuery+`
+	var members []domain.Member
+	err := s.readAsMember(ctx, actor, orgID, memberQuery+`
 		WHERE m.organization_id = $1 AND (m.created_at, m.user_id) > ($2, $3::uuid)
-		ORDER BY m.created_at, m.user_id LIMIT $4`, orgID, after.Time, after.uuid(), limit+1)
+		ORDER BY m.created_at, m.user_id LIMIT $4`, []any{orgID, after.Time, after.uuid(), limit + 1},
+		func(rows pgx.Rows) error {
+			var err error
+			members, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Member, error) { return scanMember(r) })
+			return err
+		})
 	if err != nil {
-		return Page[domain.Member]{}, fmt.Errorf("find members: %w", err)
-	}
-	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Member, error) { return scanMember(r) })
-	if err != nil {
-		return Page[domain.Member]{}, fmt.Errorf("find members: %w", err)
+		return Page[domain.Member]{}, err
 	}
 	return page(members, limit, func(m domain.Member) Cursor { return Cursor{m.CreatedAt, m.User.ID} }), nil
 }
@@ -96,15 +108,29 @@ func (s *Store) FindMembers(ctx context.Context, actor domain.Actor, orgID strin
 // FindMember returns userID's membership of orgID to a member. Returns domain.ErrNotFound
 // when either is unknown or the actor is not a member.
 func (s *Store) FindMember(ctx context.Context, actor domain.Actor, orgID, userID string) (domain.Member, error) {
-	if err := s.checkMember(ctx, actor, orgID); err != nil {
-		return domain.Member{}, err
-	}
 	if !validUUID(userID) {
 		return domain.Member{}, domain.ErrNotFound
 	}
-	m, err := scanMember(s.pool.QueryRow(ctx, memberQuery+` WHERE m.organization_id = $1 AND m.user_id = $2`, orgID, userID))
+	var (
+		m     domain.Member
+		found bool
+	)
+	err := s.readAsMember(ctx, actor, orgID, memberQuery+` WHERE m.organization_id = $1 AND m.user_id = $2`, []any{orgID, userID},
+		func(rows pgx.Rows) error {
+			defer rows.Close()
+			if !rows.Next() {
+				return rows.Err()
+			}
+			var err error
+			m, err = scanMember(rows)
+			found = err == nil
+			return err
+		})
 	if err != nil {
-		return m, translate(fmt.Errorf("find member: %w", err))
+		return m, err
+	}
+	if !found {
+		return m, domain.ErrNotFound
 	}
 	return m, nil
 }
