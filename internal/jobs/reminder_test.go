@@ -217,7 +217,9 @@ func TestScheduledRemindersArriveWithWorkingLinks(t *testing.T) {
 func TestNoRemindersAfterTheInvitationEnds(t *testing.T) {
 	t.Parallel()
 	s := setupReminders(t, time.Minute)
-	s.startReminderService([]time.Duration{1500 * time.Millisecond})
+	// 4 s leaves time to end the invitations before the reminders fall due, also on a
+	// slow machine or under the race detector.
+	s.startReminderService([]time.Duration{4 * time.Second})
 	activated := s.invite("activated@example.com")
 	revoked := s.invite("revoked@example.com")
 	declined := s.invite("declined@example.com")
@@ -228,7 +230,7 @@ func TestNoRemindersAfterTheInvitationEnds(t *testing.T) {
 		s.waitMessagesTo(inv.Email, 1, 10*time.Second)
 	}
 	// Let the user_invited events schedule the reminders first.
-	waitFor(t, 5*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "scheduled") == 5 })
+	waitFor(t, 10*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "scheduled") == 5 })
 	if _, _, err := s.store.Activate(s.ctx, activated.UserID, postgres.ActivateInput{SessionHash: []byte("s1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +243,8 @@ func TestNoRemindersAfterTheInvitationEnds(t *testing.T) {
 	if err := s.store.RemoveMember(s.ctx, owner, s.org.ID, removed.UserID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "cancelled") == 4 })
-	s.waitMessagesTo("control@example.com", 2, 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "cancelled") == 4 })
+	s.waitMessagesTo("control@example.com", 2, 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	for _, inv := range []domain.Invitation{activated, revoked, declined, removed} {
 		if got := len(s.messagesTo(inv.Email)); got != 1 {
@@ -307,16 +309,16 @@ func TestTwoReminderServicesSendEachReminderOnce(t *testing.T) {
 func TestReminderServiceRestartSendsWhatWasDueOnce(t *testing.T) {
 	t.Parallel()
 	s := setupReminders(t, time.Minute)
-	stop := s.startReminderService([]time.Duration{1500 * time.Millisecond})
+	stop := s.startReminderService([]time.Duration{3 * time.Second})
 	inv := s.invite("restart@example.com")
 	waitFor(t, 5*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "scheduled") == 1 })
 	stop() // down while the reminder falls due
-	time.Sleep(2 * time.Second)
+	time.Sleep(3500 * time.Millisecond)
 	if got := len(s.messagesTo(inv.Email)); got != 1 {
 		t.Fatalf("while down: got %d emails, want 1", got)
 	}
-	s.startReminderService([]time.Duration{1500 * time.Millisecond})
-	s.waitMessagesTo(inv.Email, 2, 10*time.Second)
+	s.startReminderService([]time.Duration{3 * time.Second})
+	s.waitMessagesTo(inv.Email, 2, 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	if got := len(s.messagesTo(inv.Email)); got != 2 {
 		t.Fatalf("after restart: got %d emails, want 2", got)
