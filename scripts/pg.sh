@@ -11,7 +11,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/.tmp/pg"
 port="${ORGS_PG_PORT:-54329}"
-url="postgres://orgs@127.0.0.1:${port}/orgs?sslmode=disable"
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# An existing cluster keeps the port it was created with.
+if [ -z "${ORGS_PG_PORT:-}" ] && [ -f "$dir/data/postgresql.conf" ]; then
+	p=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$dir/data/postgresql.conf" | tail -n 1)
+	[ -n "$p" ] && port=$p
+fi
 
 find_bin() {
 	local d
@@ -46,6 +53,11 @@ start)
 	mkdir -p "$dir"
 	if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; chmod 700 "$dir"; fi
 	if [ ! -f "$dir/data/PG_VERSION" ]; then
+		# Another server on the default port (another checkout's cluster): take the next
+		# free one, unless ORGS_PG_PORT asks for a port.
+		if [ -z "${ORGS_PG_PORT:-}" ]; then
+			while port_in_use "$port" && [ "$port" -lt 54399 ]; do port=$((port + 1)); done
+		fi
 		as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
 			|| { cat "$dir/initdb.log" >&2; exit 1; }
 		cat >>"$dir/data/postgresql.conf" <<CONF
@@ -69,7 +81,7 @@ CONF
 	as_pg "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -Atqc \
 		"SELECT 1 FROM pg_database WHERE datname='orgs'" | grep -q 1 \
 		|| as_pg "$bin/createdb" -h "$dir" -p "$port" -U postgres -O orgs orgs
-	echo "$url"
+	echo "postgres://orgs@127.0.0.1:${port}/orgs?sslmode=disable"
 	;;
 status)
 	[ -f "$dir/data/PG_VERSION" ] && as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
