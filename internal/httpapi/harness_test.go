@@ -1,10 +1,8 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,49 +87,15 @@ func (r res) code() string {
 	return p.Code
 }
 
-// do sends method path with body (a JSON-encodable value, a string sent as is, or nil) as c.
+// do sends method path with body (a JSON-encodable value, a string sent as is, or nil) as
+// c, failing the test on a transport error (try reports it instead).
 func (b *apiBundle) do(c caller, method, path string, body any, headers ...string) res {
 	b.t.Helper()
-	var rd io.Reader
-	switch v := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(v)
-	case []byte:
-		rd = bytes.NewReader(v)
-	default:
-		j, err := json.Marshal(v)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequestWithContext(b.ctx, method, b.srv.URL+path, rd)
+	r, err := b.try(c, method, path, body, headers...)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
-	}
-	if c.onBehalf != "" {
-		req.Header.Set("On-Behalf-Of", c.onBehalf)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := b.srv.Client().Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return res{status: resp.StatusCode, header: resp.Header, body: data}
+	return r
 }
 
 // want fails the test unless r has status (and, for a problem, code).

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
@@ -22,6 +23,7 @@ import (
 )
 
 type mailBundle struct {
+	pool    *pgxpool.Pool
 	store   *postgres.Store
 	sink    *mailtest.Server
 	signer  *token.Signer
@@ -37,60 +39,71 @@ const activationURL = "http://orgs.test/activate/{user_id}/{token}"
 // schema and a real SMTP sink, and an organization owned by an active user.
 func setupMailer(t *testing.T) *mailBundle {
 	t.Helper()
+	b, start := newMailer(t, 4)
+	start()
+	return b
+}
+
+// newMailer is setupMailer with the mailer not started yet: start starts it (and stops
+// it at the test's end), so that a test can prepare jobs first.
+func newMailer(tb testing.TB, workers int) (b *mailBundle, start func()) {
+	tb.Helper()
 	ctx := context.Background()
-	pool := postgrestest.New(t)
-	sink := mailtest.NewServer(t)
+	pool := postgrestest.New(tb)
+	sink := mailtest.NewServer(tb)
 	store := postgres.NewStore(pool, postgres.StoreConfig{})
 	renderer, err := mail.NewRenderer("")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	sender, err := mail.NewSender(sink.URL(), "orgs <no-reply@orgs.test>", nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sender.Close() })
+	tb.Cleanup(func() { _ = sender.Close() })
 	signer, err := token.NewSigner([]string{"test-key-0123456789-0123456789-0123"})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	metrics := jobs.NewMailMetrics(reg)
 	mailer := jobs.NewMailer(pool, store, renderer, sender, signer, jobs.MailConfig{
 		SiteName: "Orgs Test", ActivationURL: activationURL, AcceptURL: "http://orgs.test/invitations/{invitation_id}", PublicURL: "http://orgs.test",
 	}, metrics)
-	workers := river.NewWorkers()
-	mailer.AddWorkers(workers)
-	logger := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	w := river.NewWorkers()
+	mailer.AddWorkers(w)
+	logger := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
 	client, err := jobs.NewClient(pool, jobs.ClientConfig{
-		Queues:       map[string]river.QueueConfig{jobs.QueueMail: {MaxWorkers: 4}},
-		Workers:      workers,
+		Queues:       map[string]river.QueueConfig{jobs.QueueMail: {MaxWorkers: workers}},
+		Workers:      w,
 		RescueAfter:  10 * time.Second,
 		Logger:       slog.New(slog.DiscardHandler),
 		ErrorHandler: jobs.NewErrorHandler(logger, reg),
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := client.Start(ctx); err != nil {
-		t.Fatal(err)
+	start = func() {
+		if err := client.Start(ctx); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = client.Stop(sctx)
+		})
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = client.Stop(sctx)
-	})
 	active := true
 	name := "Ada Admin"
 	owner, _, err := store.UpsertUser(ctx, domain.Actor{Service: "t"}, postgres.UpsertUserInput{Email: "ada@example.com", Name: &name, IsActive: &active})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	org, err := store.CreateOrganization(ctx, domain.Actor{UserID: owner.ID}, postgres.CreateOrganizationInput{Name: "Vizsla Club"})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return &mailBundle{store: store, sink: sink, signer: signer, metrics: metrics, owner: owner, org: org, ctx: ctx}
+	return &mailBundle{pool: pool, store: store, sink: sink, signer: signer, metrics: metrics, owner: owner, org: org, ctx: ctx}, start
 }
 
 func (b *mailBundle) invite(t *testing.T, email, message string) postgres.AddMemberResult {
@@ -215,48 +228,23 @@ func TestPermanentFailureCancelsTheJob(t *testing.T) {
 
 func TestRecordedDeliveryIsNotSentAgain(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := postgrestest.New(t)
-	store := postgres.NewStore(pool, postgres.StoreConfig{})
+	b, start := newMailer(t, 1)
 	// An invitation whose job is recorded as delivered, as if a previous attempt had been
 	// accepted by the server and then failed to complete the job.
-	active := true
-	owner, _, _ := store.UpsertUser(ctx, domain.Actor{Service: "t"}, postgres.UpsertUserInput{Email: "o@example.com", IsActive: &active})
-	org, _ := store.CreateOrganization(ctx, domain.Actor{UserID: owner.ID}, postgres.CreateOrganizationInput{Name: "x"})
-	if _, err := store.AddMember(ctx, domain.Actor{UserID: owner.ID}, org.ID, postgres.AddMemberInput{Email: "n@example.com", SendEmail: true}); err != nil {
+	b.invite(t, "n@example.com", "")
+	if _, err := b.pool.Exec(b.ctx, `INSERT INTO mail_deliveries (job_id, kind) SELECT id, 'invitation' FROM river_job WHERE kind = 'send_invitation'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO mail_deliveries (job_id, kind) SELECT id, 'invitation' FROM river_job WHERE kind = 'send_invitation'`); err != nil {
-		t.Fatal(err)
-	}
-	sink := mailtest.NewServer(t)
-	renderer, _ := mail.NewRenderer("")
-	sender, _ := mail.NewSender(sink.URL(), "orgs <no-reply@orgs.test>", nil)
-	defer sender.Close()
-	signer, _ := token.NewSigner([]string{"k0123456789"})
-	metrics := jobs.NewMailMetrics(prometheus.NewRegistry())
-	mailer := jobs.NewMailer(pool, store, renderer, sender, signer, jobs.MailConfig{ActivationURL: activationURL}, metrics)
-	workers := river.NewWorkers()
-	mailer.AddWorkers(workers)
-	client, err := jobs.NewClient(pool, jobs.ClientConfig{
-		Queues: map[string]river.QueueConfig{jobs.QueueMail: {MaxWorkers: 1}}, Workers: workers, RescueAfter: 10 * time.Second,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Stop(ctx) }()
+	start()
+	duplicates := b.metrics.Sent.WithLabelValues("invitation", "duplicate")
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && testutil.ToFloat64(metrics.Sent.WithLabelValues("invitation", "duplicate")) == 0 {
+	for time.Now().Before(deadline) && testutil.ToFloat64(duplicates) == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := testutil.ToFloat64(metrics.Sent.WithLabelValues("invitation", "duplicate")); got != 1 {
+	if got := testutil.ToFloat64(duplicates); got != 1 {
 		t.Fatalf("duplicates skipped: got %v, want 1", got)
 	}
-	if n := sink.Count(); n != 0 {
+	if n := b.sink.Count(); n != 0 {
 		t.Fatalf("sent %d emails for an already delivered job, want 0", n)
 	}
 }
