@@ -108,17 +108,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return telemetry.ServeOps(ctx, cfg.MetricsAddr, reg, pool.Ping, logger)
 	})
 	g.Go(func() error {
-		if err := client.Start(ctx); err != nil {
-			return fmt.Errorf("start river: %w", err)
-		}
-		logger.Info().Str("mail_url", redact(cfg.MailURL)).Int("workers", cfg.MailWorkers).Msg("mailer started")
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := client.Stop(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("stop river: %w", err)
-		}
-		return nil
+		return jobs.Run(ctx, client, cfg.ShutdownTimeout, func() {
+			logger.Info().Str("mail_url", redact(cfg.MailURL)).Int("workers", cfg.MailWorkers).Msg("mailer started")
+		})
 	})
 	err = g.Wait()
 	logger.Info().Msg("mailer stopped")

@@ -92,17 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return telemetry.ServeOps(ctx, cfg.MetricsAddr, reg, ready, logger) })
 	g.Go(func() error {
-		if err := client.Start(ctx); err != nil {
-			return fmt.Errorf("start river: %w", err)
-		}
-		logger.Info().Str("schedule", fmt.Sprint(cfg.ReminderSchedule)).Str("sweep_interval", cfg.SweepInterval.String()).Msg("reminder started")
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := client.Stop(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("stop river: %w", err)
-		}
-		return nil
+		return jobs.Run(ctx, client, cfg.ShutdownTimeout, func() {
+			logger.Info().Str("schedule", fmt.Sprint(cfg.ReminderSchedule)).Str("sweep_interval", cfg.SweepInterval.String()).Msg("reminder started")
+		})
 	})
 	g.Go(func() error { return reminders.RunSweeper(ctx, cfg.SweepInterval) })
 	g.Go(func() error {

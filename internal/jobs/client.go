@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -82,5 +84,22 @@ func (h *ErrorHandler) HandlePanic(ctx context.Context, job *rivertype.JobRow, p
 		h.discarded.WithLabelValues(job.Kind).Inc()
 	}
 	h.logger.Error().Interface("panic", panicVal).Str("trace", trace).Str("kind", job.Kind).Int64("job_id", job.ID).Msg("job panicked")
+	return nil
+}
+
+// Run starts client, calls started, and works jobs until ctx is done; then it stops the
+// client, letting running jobs finish for up to shutdownTimeout (River's soft stop
+// cancels them after SoftStopTimeout; a job cut short is retried).
+func Run(ctx context.Context, client *river.Client[pgx.Tx], shutdownTimeout time.Duration, started func()) error {
+	if err := client.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	started()
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := client.Stop(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stop river: %w", err)
+	}
 	return nil
 }
