@@ -41,15 +41,21 @@ func BenchmarkCreateOrganization(b *testing.B) {
 // BenchmarkAddMember invites new users across 64 organizations (the common shape: many
 // customers inviting at once).
 func BenchmarkAddMember(b *testing.B) {
-	benchAddMember(b, 0)
+	benchAddMember(b, 0, false)
+}
+
+// BenchmarkAddMemberIdempotent is BenchmarkAddMember with an Idempotency-Key on every
+// request, as clients that retry send them.
+func BenchmarkAddMemberIdempotent(b *testing.B) {
+	benchAddMember(b, 0, true)
 }
 
 // BenchmarkAddMember1MUsers is BenchmarkAddMember with a million users in the table.
 func BenchmarkAddMember1MUsers(b *testing.B) {
-	benchAddMember(b, 1_000_000)
+	benchAddMember(b, 1_000_000, false)
 }
 
-func benchAddMember(b *testing.B, seedUsers int) {
+func benchAddMember(b *testing.B, seedUsers int, keyed bool) {
 	a := benchAPI(b)
 	if seedUsers > 0 {
 		_, err := a.pool.Exec(a.ctx, `
@@ -76,8 +82,12 @@ func benchAddMember(b *testing.B, seedUsers int) {
 		for pb.Next() {
 			i := n.Add(1)
 			org := orgs[i%int64(len(orgs))]
+			var headers []string
+			if keyed {
+				headers = []string{"Idempotency-Key", fmt.Sprintf("bench-%d", i)}
+			}
 			r := a.do(owner.caller, "POST", "/v1/organizations/"+org.ID+"/members",
-				map[string]any{"email": fmt.Sprintf("invitee%d@example.com", i)})
+				map[string]any{"email": fmt.Sprintf("invitee%d@example.com", i)}, headers...)
 			if r.status != http.StatusCreated {
 				b.Fatalf("got %d %s", r.status, r.body)
 			}
