@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ActivationURL: cfg.ActivationURL, AcceptURL: cfg.AcceptURL, SiteName: cfg.SiteName,
 		EventSource: cfg.PublicURL, ActivationSuccessURL: cfg.ActivationSuccessURL, InvitationTTL: cfg.InvitationTTL,
 		Ready: ready, RiverUI: riverUI, RiverUIUser: cfg.RiverUIUser, RiverUIPassword: cfg.RiverUIPassword,
-		AnonymousRate: cfg.AnonymousRate, AnonymousBurst: int(2*cfg.AnonymousRate) + 1, Sealer: httpapi.NewSealer(cfg.SecretKeys[0]),
+		AnonymousRate: cfg.AnonymousRate, AnonymousBurst: int(2*cfg.AnonymousRate) + 1, Sealer: httpapi.NewSealer(cfg.SecretKeys...),
 	})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

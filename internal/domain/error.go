@@ -22,7 +22,7 @@ var (
 	ErrSlugTaken            = errors.New("the slug is taken")
 	ErrExternalIDTaken      = errors.New("the external id belongs to another user")
 	ErrIdempotencyConflict  = errors.New("the idempotency key was used with another request")
-	ErrIdempotencyInFlight  = errors.New("a request with this idempotency key is still in progress")
+	ErrIdempotencyKeyUsed   = errors.New("the idempotency key belongs to a completed request") // its response is replayed
 	ErrRateLimited          = errors.New("too many requests")
 )
 

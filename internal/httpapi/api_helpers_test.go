@@ -113,8 +113,7 @@ func (b *apiBundle) signupActivated(t *testing.T, email, password, orgName strin
 // /v1/activation/{user_id}/{token} and returns them with the new session.
 func (b *apiBundle) activate(t *testing.T, userID, password string) user {
 	t.Helper()
-	tok := b.signer.Activation(userID, time.Now().Add(time.Hour))
-	r := b.req(t, anonymous, "POST", "/v1/activation/"+userID+"/"+tok, map[string]any{"password": password})
+	r := b.req(t, anonymous, "POST", b.activationPath(userID), map[string]any{"password": password})
 	want(t, r, http.StatusOK, "")
 	var act struct {
 		User    domain.User `json:"user"`
@@ -127,6 +126,11 @@ func (b *apiBundle) activate(t *testing.T, userID, password string) user {
 		t.Fatalf("activation: got %s, want an active user and a session", r.body)
 	}
 	return user{User: act.User, caller: caller{bearer: act.Session.Token}}
+}
+
+// activationPath is the JSON API's activation path of userID with a fresh link.
+func (b *apiBundle) activationPath(userID string) string {
+	return "/v1/activation/" + userID + "/" + b.signer.Activation(userID, time.Now().Add(time.Hour))
 }
 
 // outboxRow is one outbox event as stored.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -137,6 +138,86 @@ func TestAPIIdempotency(t *testing.T) {
 		}
 		if n := orgs(t, "Bad Key"); n != 0 {
 			t.Errorf("organizations made with malformed keys: got %d, want 0", n)
+		}
+	})
+}
+
+// TestAPIIdempotencyConcurrentRetries sends one request with one key from many clients
+// at once, as clients that lost their connection do: one change, one answer for all.
+func TestAPIIdempotencyConcurrentRetries(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	alice := b.newUser("alice@example.com")
+	org := b.newOrg(alice, "Racing")
+	for _, tc := range []struct {
+		name, path string
+		body       map[string]any
+		count      string
+	}{
+		{"create organization without a slug", "/v1/organizations", map[string]any{"name": "Same Name"}, `SELECT count(*) FROM organizations WHERE name = 'Same Name'`},
+		{"invite", "/v1/organizations/" + org.ID + "/members", map[string]any{"email": "racer@example.com"}, `SELECT count(*) FROM invitations WHERE lower(email) = 'racer@example.com'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 8
+			results := make(chan res, n)
+			for range n {
+				go func() {
+					r, err := b.try(alice.caller, "POST", tc.path, tc.body, "Idempotency-Key", "race-"+strings.ReplaceAll(tc.name, " ", "-"))
+					if err != nil {
+						t.Error(err)
+					}
+					results <- r
+				}()
+			}
+			var first res
+			for i := range n {
+				r := <-results
+				want(t, r, http.StatusCreated, "")
+				if i == 0 {
+					first = r
+				} else if !bytes.Equal(r.body, first.body) {
+					t.Errorf("answers differ:\n%s\n%s", r.body, first.body)
+				}
+			}
+			if got := b.count(t, tc.count); got != 1 {
+				t.Errorf("made %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestAPIIdempotencyRetryAfterStateMoved: a retry whose request would now be refused
+// (the link is used, the member was added) still gets the first answer.
+func TestAPIIdempotencyRetryAfterStateMoved(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	r := b.req(t, anonymous, "POST", "/v1/signup", map[string]any{"email": "eve@example.com", "name": "Eve", "organization_name": "Eve's"})
+	want(t, r, http.StatusAccepted, "")
+	var su struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	r.decode(t, &su)
+	path := b.activationPath(su.User.ID)
+	body := map[string]any{"password": "correct horse battery"}
+	first := b.req(t, anonymous, "POST", path, body, "Idempotency-Key", "activate-eve")
+	want(t, first, http.StatusOK, "")
+	// Without the key, the used link is refused...
+	want(t, b.req(t, anonymous, "POST", path, body), http.StatusNotFound, "token_invalid")
+	// ...with it, the retry gets the first answer, session token included.
+	wantReplay(t, first, b.req(t, anonymous, "POST", path, body, "Idempotency-Key", "activate-eve"))
+	if n := b.count(t, `SELECT count(*) FROM sessions WHERE user_id = $1`, su.User.ID); n != 1 {
+		t.Errorf("sessions: %d, want 1", n)
+	}
+
+	t.Run("sign-in", func(t *testing.T) {
+		login := map[string]any{"email": "eve@example.com", "password": "correct horse battery"}
+		first := b.req(t, anonymous, "POST", "/v1/sessions", login, "Idempotency-Key", "login-eve")
+		want(t, first, http.StatusCreated, "")
+		wantReplay(t, first, b.req(t, anonymous, "POST", "/v1/sessions", login, "Idempotency-Key", "login-eve"))
+		if n := b.count(t, `SELECT count(*) FROM sessions WHERE user_id = $1`, su.User.ID); n != 2 {
+			t.Errorf("sessions: %d, want 2 (activation, one sign-in)", n)
 		}
 	})
 }

@@ -11,24 +11,24 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/rs/zerolog"
 
 	"github.com/orgs-dev/orgs/internal/domain"
+	"github.com/orgs-dev/orgs/internal/postgres"
 )
 
-// idempotencyStore keeps Idempotency-Key claims and their responses; postgres.Store
-// implements it.
+// idempotencyStore keeps the responses of Idempotency-Key requests; postgres.Store
+// implements it. The key of a request that changes something is claimed and completed by
+// the change's own transaction (postgres.Idempotency); these two serve the rest.
 type idempotencyStore interface {
-	// ClaimIdempotencyKey returns status 0 when the caller owns the key now, or the stored
-	// response of the same request to replay. Returns domain.ErrIdempotencyConflict for
-	// another request hash, domain.ErrIdempotencyInFlight while the first one runs.
-	ClaimIdempotencyKey(ctx context.Context, scope []byte, key string, requestHash []byte) (status int, contentType string, body []byte, err error)
-	CompleteIdempotencyKey(ctx context.Context, scope []byte, key string, status int, contentType string, body []byte) error
-	ReleaseIdempotencyKey(ctx context.Context, scope []byte, key string) error
+	SaveIdempotentResponse(ctx context.Context, k *postgres.Idempotency, status int, contentType string, body []byte) (*postgres.IdempotentResponse, error)
+	FindIdempotentResponse(ctx context.Context, k *postgres.Idempotency) (*postgres.IdempotentResponse, error)
 }
 
-// maxStoredResponse bounds the response kept for replay; a larger one releases the key.
+// maxStoredResponse bounds the response of a request without a change of its own that is
+// kept for replay; a larger one is not kept.
 const maxStoredResponse = 4 << 20
 
 // validIdempotencyKey reports whether key is 1 to 255 visible ASCII characters.
@@ -55,20 +55,32 @@ func idempotencyScope(r *http.Request) []byte {
 	return h.Sum(nil)
 }
 
-// idempotency makes a POST with an Idempotency-Key header safe to retry. The first
-// request with a key claims it (scoped by idempotencyScope, bound to the body's
-// SHA-256), runs, and stores its response if it is a 2xx or 4xx other than 408 and 429;
-// a retry with the same body gets that response again, with Idempotent-Replayed: true,
-// and the same key with another body is 409 idempotency_conflict, as is a retry while
-// the first request still runs. A 5xx, 408, 429 or panic releases the key so that a
-// retry does the work.
+// storable reports whether a response is kept for replay: a 2xx or a 4xx other than 408
+// and 429 (a retry of those, and of a 5xx, does the work).
+func storable(status int) bool {
+	return status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+}
+
+// idempotency makes a POST with an Idempotency-Key header safe to retry: a retry with the
+// same body gets the first response again, with Idempotent-Replayed: true; the same key
+// with another body is 409 idempotency_conflict. Keys are scoped by idempotencyScope and
+// bound to the body's SHA-256.
 //
-// The crash window: if the process dies after the handler's transaction committed and
-// before the response was stored, the key stays claimed; after IdempotencyTakeover (60 s)
-// a retry takes it over and runs the request again. The contract's conflict answers
-// make that second run safe (it gets already_member, slug_taken and the like rather than
-// doing the work twice), though its response may differ from the lost first one.
-func idempotency(store idempotencyStore, aead cipher.AEAD, next http.Handler) http.Handler {
+// The response is buffered. A request whose handler changes something has its key
+// claimed inside the change's transaction, which parks before commit
+// (postgres.Idempotency); the response is then stored in the key's row and committed with
+// the change, and only then sent. So after a crash at any moment a retry either finds
+// nothing (the change did not commit either, and the retry does it) or the complete
+// response. A request that reached an endpoint without a change of its own (refused, or
+// read-only) keeps its response afterwards, in a statement of its own: no change hangs on
+// it. A request that did not reach an endpoint (unknown path, failed authentication)
+// keeps nothing. A 5xx, 408 or 429 keeps nothing, so that a retry does the work.
+//
+// A request with a key whose first request still runs waits for it (here, for one in this
+// process; in Postgres, on the uncommitted key row, for one in another) and then answers
+// as a retry would.
+func idempotency(store idempotencyStore, sealer *Sealer, next http.Handler) http.Handler {
+	running := newKeyLocks()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		keys := r.Header.Values("Idempotency-Key")
 		if r.Method != http.MethodPost || len(keys) == 0 {
@@ -101,130 +113,235 @@ func idempotency(store idempotencyStore, aead cipher.AEAD, next http.Handler) ht
 		r.Body = io.NopCloser(bytes.NewReader(body))
 
 		ctx := r.Context()
-		scope := idempotencyScope(r)
 		hash := sha256.Sum256(body)
-		status, contentType, stored, err := store.ClaimIdempotencyKey(ctx, scope, key, hash[:])
+		k := &postgres.Idempotency{Scope: idempotencyScope(r), Key: key, RequestHash: hash[:]}
+		release, waited, err := running.lock(ctx, string(k.Scope)+"\x00"+key)
 		if err != nil {
-			writeProblem(w, r, err)
-			return
+			return // the client went away while waiting
 		}
-		if status != 0 {
-			if stored, err = open(aead, stored); err != nil {
-				// Sealed with a key no longer configured: the first response is lost.
-				writeProblem(w, r, fmt.Errorf("%w: the first response can no longer be read", domain.ErrIdempotencyConflict))
+		defer release()
+		if waited {
+			// A request with this key ran here a moment ago: its answer is likely kept.
+			stored, err := store.FindIdempotentResponse(ctx, k)
+			if err != nil {
+				writeProblem(w, r, err)
 				return
 			}
-			if contentType != "" {
-				w.Header().Set("Content-Type", contentType)
+			if stored != nil {
+				replay(w, r, sealer, k, stored)
+				return
 			}
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(status)
-			_, _ = w.Write(stored)
-			return
 		}
 
 		logger := zerolog.Ctx(ctx)
-		bg := context.WithoutCancel(ctx)
-		release := func() {
-			if err := store.ReleaseIdempotencyKey(bg, scope, key); err != nil {
-				logger.Error().Err(err).Msg("release idempotency key")
-			}
-		}
-		cw := &captureWriter{ResponseWriter: w}
-		finished := false
-		defer func() {
-			if !finished { // the handler panicked
-				release()
-			}
-		}()
-		next.ServeHTTP(cw, r)
-		finished = true
+		bg := context.WithoutCancel(ctx) // a change that was made is kept, client or not
+		defer k.Rollback(bg)             // a panic, or a parked change of a failed request
+		bw := &bufferedWriter{header: http.Header{}}
+		next.ServeHTTP(bw, r.WithContext(postgres.WithIdempotency(ctx, k)))
+		status := bw.statusOrOK()
+		contentType := bw.header.Get("Content-Type")
 
-		status = cw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
 		switch {
-		case status >= 500, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
-			release()
-		case cw.overflow:
-			logger.Warn().Int("status", status).Msg("response too large to keep for idempotent replay")
-			release()
-		default:
-			err := store.CompleteIdempotencyKey(bg, scope, key, status, cw.Header().Get("Content-Type"), seal(aead, cw.body.Bytes()))
+		case k.Replay():
+			// The change's transaction found the key taken by a committed request.
+			stored, err := store.FindIdempotentResponse(bg, k)
 			if err != nil {
-				// The key stays claimed; a retry gets 409 until it may take it over.
-				logger.Error().Err(err).Msg("complete idempotency key")
+				writeProblem(w, r, err)
+				return
 			}
+			if stored == nil {
+				writeProblem(w, r, fmt.Errorf("%w: the first response is no longer kept", domain.ErrIdempotencyConflict))
+				return
+			}
+			replay(w, r, sealer, k, stored)
+		case k.Parked():
+			if status >= 500 {
+				k.Rollback(bg)
+				bw.sendTo(w)
+				return
+			}
+			if err := k.Commit(bg, status, contentType, sealer.seal(bw.body.Bytes())); err != nil {
+				writeProblem(w, r, fmt.Errorf("commit idempotent request: %w", err))
+				return
+			}
+			bw.sendTo(w)
+		case !k.Armed():
+			bw.sendTo(w) // no endpoint: nothing is kept
+		default:
+			var (
+				stored *postgres.IdempotentResponse
+				err    error
+			)
+			switch {
+			case storable(status) && bw.body.Len() <= maxStoredResponse:
+				stored, err = store.SaveIdempotentResponse(bg, k, status, contentType, sealer.seal(bw.body.Bytes()))
+			case storable(status):
+				logger.Warn().Int("status", status).Msg("response too large to keep for idempotent replay")
+			default:
+				// A failure keeps nothing, but a request with the key may have
+				// committed before (this one was refused for what that one did).
+				stored, err = store.FindIdempotentResponse(bg, k)
+			}
+			if err != nil {
+				logger.Error().Err(err).Msg("keep idempotent response")
+			}
+			if stored != nil {
+				replay(w, r, sealer, k, stored)
+				return
+			}
+			bw.sendTo(w)
 		}
 	})
 }
 
-// captureWriter passes a response through and keeps a copy of its status and body.
-type captureWriter struct {
-	http.ResponseWriter
-	status   int
-	body     bytes.Buffer
-	overflow bool
+// replay answers with stored, the response of the first request with k's key, or 409
+// idempotency_conflict when that request had another body.
+func replay(w http.ResponseWriter, r *http.Request, sealer *Sealer, k *postgres.Idempotency, stored *postgres.IdempotentResponse) {
+	if !stored.SameRequest(k) {
+		writeProblem(w, r, domain.ErrIdempotencyConflict)
+		return
+	}
+	body, err := sealer.open(stored.Body)
+	if err != nil {
+		// Sealed with a key no longer configured: the first response is lost.
+		writeProblem(w, r, fmt.Errorf("%w: the first response can no longer be read", domain.ErrIdempotencyConflict))
+		return
+	}
+	if stored.ContentType != "" {
+		w.Header().Set("Content-Type", stored.ContentType)
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(stored.Status)
+	_, _ = w.Write(body)
 }
 
-func (w *captureWriter) WriteHeader(code int) {
+// keyLocks lets one request per key run at a time in this process; the others wait for
+// it and then look for its kept response.
+type keyLocks struct {
+	mu      sync.Mutex
+	running map[string]chan struct{}
+}
+
+func newKeyLocks() *keyLocks { return &keyLocks{running: map[string]chan struct{}{}} }
+
+// lock waits until no request with key runs here, and takes key; waited tells whether
+// another had it.
+func (l *keyLocks) lock(ctx context.Context, key string) (release func(), waited bool, err error) {
+	for {
+		l.mu.Lock()
+		done, busy := l.running[key]
+		if !busy {
+			done = make(chan struct{})
+			l.running[key] = done
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				delete(l.running, key)
+				l.mu.Unlock()
+				close(done)
+			}, waited, nil
+		}
+		l.mu.Unlock()
+		waited = true
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, waited, ctx.Err()
+		}
+	}
+}
+
+// bufferedWriter keeps a whole response (headers, status, body) until sendTo.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferedWriter) Header() http.Header { return w.header }
+
+func (w *bufferedWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
 	}
-	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *captureWriter) Write(b []byte) (int, error) {
+func (w *bufferedWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if !w.overflow {
-		if w.body.Len()+len(b) > maxStoredResponse {
-			w.overflow = true
-			w.body = bytes.Buffer{}
-		} else {
-			w.body.Write(b)
+	return w.body.Write(b)
+}
+
+// Flush does nothing: the response leaves with sendTo.
+func (w *bufferedWriter) Flush() {}
+
+func (w *bufferedWriter) statusOrOK() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// sendTo writes the kept response to w.
+func (w *bufferedWriter) sendTo(dst http.ResponseWriter) {
+	h := dst.Header()
+	for k, v := range w.header {
+		h[k] = v
+	}
+	dst.WriteHeader(w.statusOrOK())
+	_, _ = dst.Write(w.body.Bytes())
+}
+
+// Sealer encrypts the responses kept for replay (AES-256-GCM with keys derived from the
+// secret keys): they may hold session tokens (sign-in, activation), which must not rest in
+// the database in the clear. The first key seals; any opens, so that replays survive a
+// rotation of ORGS_SECRET_KEY. A nil Sealer keeps responses in the clear (tests).
+type Sealer struct {
+	aeads []cipher.AEAD
+}
+
+// NewSealer returns a Sealer of secrets (at least one; the first seals).
+func NewSealer(secrets ...string) *Sealer {
+	s := &Sealer{}
+	for _, secret := range secrets {
+		key := sha256.Sum256([]byte("orgs/idempotency/v1\x00" + secret))
+		block, err := aes.NewCipher(key[:])
+		if err != nil {
+			panic(err) // a 32-byte key never fails
 		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			panic(err)
+		}
+		s.aeads = append(s.aeads, aead)
 	}
-	return w.ResponseWriter.Write(b)
+	return s
 }
 
-func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// NewSealer returns the AEAD that encrypts stored responses (AES-256-GCM with a key
-// derived from secret): they may hold session tokens (sign-in, activation), which must
-// not rest in the database in the clear.
-func NewSealer(secret string) cipher.AEAD {
-	key := sha256.Sum256([]byte("orgs/idempotency/v1\x00" + secret))
-	block, err := aes.NewCipher(key[:])
-	if err != nil {
-		panic(err) // a 32-byte key never fails
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		panic(err)
-	}
-	return aead
-}
-
-// seal encrypts a stored response; a nil aead stores it as is (tests).
-func seal(aead cipher.AEAD, body []byte) []byte {
-	if aead == nil {
+// seal encrypts a response with the first key.
+func (s *Sealer) seal(body []byte) []byte {
+	if s == nil || len(s.aeads) == 0 {
 		return body
 	}
+	aead := s.aeads[0]
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(body)+aead.Overhead())
 	_, _ = rand.Read(nonce)
 	return aead.Seal(nonce, nonce, body, nil)
 }
 
-// open decrypts what seal stored.
-func open(aead cipher.AEAD, sealed []byte) ([]byte, error) {
-	if aead == nil {
+// open decrypts what seal stored, with whichever key sealed it.
+func (s *Sealer) open(sealed []byte) ([]byte, error) {
+	if s == nil || len(s.aeads) == 0 {
 		return sealed, nil
 	}
-	if len(sealed) < aead.NonceSize() {
-		return nil, errors.New("sealed response too short")
+	for _, aead := range s.aeads {
+		if len(sealed) < aead.NonceSize() {
+			return nil, errors.New("sealed response too short")
+		}
+		if body, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil); err == nil {
+			return body, nil
+		}
 	}
-	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+	return nil, errors.New("no configured key opens the sealed response")
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -46,7 +45,7 @@ func infoFrom(ctx context.Context) *requestInfo {
 //     problems.
 //
 // metrics may be nil.
-func middleware(mux *http.ServeMux, logger zerolog.Logger, metrics *telemetry.HTTPMetrics, auth *Authenticator, store idempotencyStore, sealer cipher.AEAD) http.Handler {
+func middleware(mux *http.ServeMux, logger zerolog.Logger, metrics *telemetry.HTTPMetrics, auth *Authenticator, store idempotencyStore, sealer *Sealer) http.Handler {
 	var h http.Handler = routes(mux)
 	if store != nil {
 		h = idempotency(store, sealer, h)

@@ -80,7 +80,7 @@ var problems = []struct {
 	{domain.ErrSlugTaken, http.StatusConflict, "slug_taken"},
 	{domain.ErrExternalIDTaken, http.StatusConflict, "external_id_taken"},
 	{domain.ErrIdempotencyConflict, http.StatusConflict, "idempotency_conflict"},
-	{domain.ErrIdempotencyInFlight, http.StatusConflict, "idempotency_conflict"},
+	{domain.ErrIdempotencyKeyUsed, http.StatusConflict, "idempotency_conflict"},
 	{domain.ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 }
 

@@ -70,7 +70,7 @@ func TestEveryDomainSentinelHasARow(t *testing.T) {
 		domain.ErrOwnerCannotBeRemoved, domain.ErrOwnerMustBeAdmin, domain.ErrNotAMember,
 		domain.ErrMemberNotActive, domain.ErrAlreadyActive, domain.ErrTokenInvalid,
 		domain.ErrInvitationNotPending, domain.ErrEmailTaken, domain.ErrSlugTaken,
-		domain.ErrExternalIDTaken, domain.ErrIdempotencyConflict, domain.ErrIdempotencyInFlight,
+		domain.ErrExternalIDTaken, domain.ErrIdempotencyConflict, domain.ErrIdempotencyKeyUsed,
 		domain.ErrRateLimited,
 	}
 	for _, err := range sentinels {
@@ -87,8 +87,8 @@ func TestEveryDomainSentinelHasARow(t *testing.T) {
 			t.Errorf("%v: detail %q leaks the wrapping context", err, p.Detail)
 		}
 	}
-	if p := classify(domain.ErrIdempotencyInFlight); p.Code != "idempotency_conflict" {
-		t.Errorf("in flight: got %s, want idempotency_conflict", p.Code)
+	if p := classify(domain.ErrIdempotencyKeyUsed); p.Code != "idempotency_conflict" {
+		t.Errorf("key used: got %s, want idempotency_conflict", p.Code)
 	}
 }
 

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/cipher"
 	"net/http"
 	"strings"
 	"time"
@@ -35,7 +34,7 @@ type Config struct {
 	InvitationTTL time.Duration
 	// Sealer encrypts the responses kept for Idempotency-Key replays (NewSealer); nil
 	// keeps them in the clear.
-	Sealer cipher.AEAD
+	Sealer *Sealer
 	// Ready reports whether Postgres and NATS are reachable (GET /readyz).
 	Ready func(context.Context) error
 	// RiverUI, if set, is mounted under /riverui behind a service key or HTTP basic auth

@@ -13,6 +13,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/rs/zerolog"
+
+	"github.com/orgs-dev/orgs/internal/postgres"
 )
 
 // Security requirements for operations: bearerAuth documents that a bearer token is
@@ -82,6 +84,7 @@ func register[I, O any](api huma.API, op huma.Operation, h func(context.Context,
 		}
 	}
 	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+		postgres.ArmIdempotency(ctx) // the request reached an endpoint: its key is kept
 		out, err := h(ctx, in)
 		if err != nil {
 			return nil, problemFor(ctx, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -83,6 +84,17 @@ type testAPI struct {
 	calls   atomic.Int32
 	gate    chan struct{} // "wait" blocks on it
 	started chan struct{} // "wait" signals on it
+	pool    *pgxpool.Pool // with db
+}
+
+// keys counts the idempotency keys kept.
+func (ta *testAPI) keys(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := ta.pool.QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 type syncBuffer struct {
@@ -170,7 +182,8 @@ func newTestAPI(t *testing.T, db bool) *testAPI {
 
 	var store idempotencyStore
 	if db {
-		store = postgres.NewStore(postgrestest.New(t), postgres.StoreConfig{})
+		ta.pool = postgrestest.New(t)
+		store = postgres.NewStore(ta.pool, postgres.StoreConfig{})
 	}
 	ta.metrics = telemetry.NewHTTPMetrics(prometheus.NewRegistry())
 	auth := NewAuthenticator(map[string]string{serviceKey: "billing", "other-secret": "crm"}, fakeSessions{})

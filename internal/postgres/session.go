@@ -30,12 +30,16 @@ func (s *Store) FindUserForLogin(ctx context.Context, email string) (domain.User
 
 // CreateSession stores a session of userID under tokenHash, valid for the store's session
 // TTL, and returns its expiry.
+// It is a write transaction, so that a sign-in with an Idempotency-Key keeps its key and
+// its session together.
 func (s *Store) CreateSession(ctx context.Context, userID string, tokenHash []byte) (time.Time, error) {
-	expires := s.now().Add(s.cfg.SessionTTL)
-	if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)`, tokenHash, userID, expires); err != nil {
-		return time.Time{}, fmt.Errorf("create session: %w", err)
-	}
-	return expires, nil
+	var expires time.Time
+	err := s.write(ctx, func(c *change) error {
+		var err error
+		expires, err = s.createSessionTx(ctx, c.tx, userID, tokenHash)
+		return err
+	})
+	return expires, err
 }
 
 // createSessionTx is CreateSession inside a write transaction (activation).

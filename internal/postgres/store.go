@@ -129,25 +129,51 @@ func retryable(err error) bool {
 }
 
 func (s *Store) writeOnce(ctx context.Context, fn func(c *change) error) error {
-	var wrote bool
-	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		c := &change{tx: tx}
-		if err := fn(c); err != nil {
-			return err
-		}
-		if err := s.flush(ctx, c); err != nil {
-			return err
-		}
-		wrote = len(c.events) > 0
-		return nil
-	})
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	k := idempotencyFrom(ctx)
+	c := &change{tx: tx}
+	if k != nil {
+		c.tx = &claimTx{Tx: tx, k: k}
+	}
+	if err := fn(c); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
 		if retryable(err) {
 			return err
 		}
 		return translate(err)
 	}
-	if wrote && s.cfg.AfterCommit != nil {
+	if k != nil {
+		// The request's response goes into the key's row before commit (Commit).
+		if err := c.tx.(*claimTx).flush(ctx); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return translate(err)
+		}
+		k.used = true
+		k.parked = &parkedTx{store: s, tx: tx, c: c}
+		return nil
+	}
+	if err := s.finish(ctx, tx, c, nil); err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
+// finish writes c's events and jobs (and extra, the stored response of an idempotent
+// request, in one batch with the events), commits tx, and wakes the relay. It rolls tx
+// back on any error.
+func (s *Store) finish(ctx context.Context, tx pgx.Tx, c *change, extra *pgx.QueuedQuery) error {
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	c.tx = tx
+	if err := s.flush(ctx, c, extra); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if len(c.events) > 0 && s.cfg.AfterCommit != nil {
 		s.cfg.AfterCommit()
 	}
 	return nil
@@ -168,8 +194,13 @@ func lockOrgsTx(ctx context.Context, tx pgx.Tx, ids []string) error {
 	return nil
 }
 
-// flush writes c's events in one statement and its jobs in one InsertManyTx.
-func (s *Store) flush(ctx context.Context, c *change) error {
+// flush writes c's events in one statement and its jobs in one InsertManyTx; extra, if
+// not nil, goes in one batch with the events.
+func (s *Store) flush(ctx context.Context, c *change, extra *pgx.QueuedQuery) error {
+	var b pgx.Batch
+	if extra != nil {
+		b.QueuedQueries = append(b.QueuedQueries, extra)
+	}
 	if n := len(c.events); n > 0 {
 		ids := make([]string, n)
 		types := make([]string, n)
@@ -188,13 +219,15 @@ func (s *Store) flush(ctx context.Context, c *change) error {
 			}
 		}
 		// unnest keeps the rows in order, so pos (bigserial) follows emission order.
-		_, err := c.tx.Exec(ctx, `
+		b.Queue(`
 			INSERT INTO outbox (id, type, subject, organization_id, data)
 			SELECT id, type, subject, org, data::jsonb
 			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[])
 				WITH ORDINALITY AS e(id, type, subject, org, data, n)
 			ORDER BY n`, ids, types, subjects, orgs, datas)
-		if err != nil {
+	}
+	if b.Len() > 0 {
+		if err := c.tx.SendBatch(ctx, &b).Close(); err != nil {
 			return fmt.Errorf("write outbox: %w", err)
 		}
 	}
