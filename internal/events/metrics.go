@@ -1,6 +1,10 @@
 package events
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orgs-dev/orgs/internal/domain"
+)
 
 // Metrics are the relay's Prometheus metrics.
 type Metrics struct {
@@ -41,6 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "orgs_relay_leader",
 			Help: "1 while this process's outbox relay is the active one.",
 		}),
+	}
+	// Every type has a series from the start, so that rate() and absent() alerts work
+	// before the first event of a type.
+	for _, t := range domain.EventTypes {
+		m.Published.WithLabelValues(string(t))
 	}
 	if reg != nil {
 		reg.MustRegister(m.OutboxPending, m.OldestUnpublishedAge, m.Published, m.PublishLatency, m.Leader)
