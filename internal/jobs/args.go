@@ -1,6 +1,3 @@
-// Package jobs holds orgs' River jobs: the email jobs that the API's transactions insert
-// (their arguments are ids only, never an address or a token) and the workers that send
-// them, and the reminder service's periodic jobs. Kinds and JSON tags are permanent.
 package jobs
 
 import (

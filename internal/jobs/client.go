@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +20,9 @@ import (
 
 // ClientConfig configures a working River client (cmd/mailer, cmd/reminder).
 type ClientConfig struct {
-	Queues       map[string]river.QueueConfig
+	Queues map[string]river.QueueConfig
+	// Workers are the real workers of the kinds on Queues; NewClient adds a stand-in for
+	// every other kind to it.
 	Workers      *river.Workers
 	PeriodicJobs []*river.PeriodicJob
 	// RescueAfter: a job left running by a crashed worker is retried after this. A job
@@ -35,7 +39,19 @@ type ClientConfig struct {
 // 5 ms while jobs keep coming, so that an email leaves within tens of milliseconds of the
 // API's commit; the 50 ms poll bounds the wait for an insert whose notification the
 // inserter's rate limit skipped.
+//
+// Every client that works jobs can lead River and so rescue any process's stuck jobs:
+// NewClient completes cfg.Workers with a stand-in for every kind of the other processes
+// (see the package documentation). It returns an error if a kind on cfg.Queues has no
+// worker in cfg.Workers.
 func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := addStandIns(cfg.Workers, slices.Collect(maps.Keys(cfg.Queues)), logger); err != nil {
+		return nil, err
+	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:               cfg.Queues,
 		Workers:              cfg.Workers,
