@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)
 	}
+	reg.MustRegister(jobs.NewDiscardedCollector(pool, logger))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)
 	}
+	reg.MustRegister(jobs.NewDiscardedCollector(pool, logger))
 	reminders.SetClient(client)
 
 	ready := func(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/orgs-dev/orgs/internal/jobs"
 	"github.com/orgs-dev/orgs/internal/proctest"
 )
 
@@ -18,7 +19,12 @@ func TestRun(t *testing.T) {
 	p := proctest.Start(t, run, []string{"reminder"}, env)
 	ops := "http://" + env["ORGS_METRICS_ADDR"]
 	p.WaitReady(t, ops+"/readyz")
-	proctest.CheckOps(t, ops)
+	// Every kind, of every process, has its discarded-job series from the start.
+	var want []string
+	for _, k := range jobs.Kinds() {
+		want = append(want, `orgs_jobs_discarded_total{kind="`+k+`"} 0`, `orgs_jobs_discarded{kind="`+k+`"} 0`)
+	}
+	proctest.CheckOps(t, ops, want...)
 	p.Stop(t)
 }
 

@@ -31,7 +31,8 @@ type ClientConfig struct {
 	// SoftStopTimeout: how long a stop waits for running jobs before cancelling them.
 	SoftStopTimeout time.Duration
 	Logger          *slog.Logger
-	ErrorHandler    river.ErrorHandler
+	// ErrorHandler, if not nil, logs job errors and counts the jobs that give up.
+	ErrorHandler *ErrorHandler
 }
 
 // NewClient returns a River client for working jobs. Fetching is tuned for email: River
@@ -52,6 +53,14 @@ func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], err
 	if err := addStandIns(cfg.Workers, slices.Collect(maps.Keys(cfg.Queues)), logger); err != nil {
 		return nil, err
 	}
+	var (
+		errorHandler river.ErrorHandler
+		middleware   []rivertype.Middleware
+	)
+	if cfg.ErrorHandler != nil {
+		errorHandler = cfg.ErrorHandler
+		middleware = append(middleware, cfg.ErrorHandler)
+	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:               cfg.Queues,
 		Workers:              cfg.Workers,
@@ -62,25 +71,45 @@ func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], err
 		FetchCooldown:        5 * time.Millisecond,
 		FetchPollInterval:    50 * time.Millisecond,
 		Logger:               cfg.Logger,
-		ErrorHandler:         cfg.ErrorHandler,
+		ErrorHandler:         errorHandler,
+		Middleware:           middleware,
 	})
 }
 
 // ErrorHandler logs job errors once, where they are handled, and counts the jobs that
-// give up (orgs_jobs_discarded_total{kind}).
+// this process's workers give up on (orgs_jobs_discarded_total{kind}): a last attempt
+// that failed or panicked (River's error handler), and a job its worker cancelled with
+// river.JobCancel (as worker middleware: River calls no error handler for those).
 type ErrorHandler struct {
+	river.MiddlewareDefaults
 	logger    zerolog.Logger
 	discarded *prometheus.CounterVec
 }
 
-// NewErrorHandler registers orgs_jobs_discarded_total on reg.
+// NewErrorHandler registers orgs_jobs_discarded_total on reg, with a series for every
+// kind from the start.
 func NewErrorHandler(logger zerolog.Logger, reg prometheus.Registerer) *ErrorHandler {
 	h := &ErrorHandler{logger: logger, discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "orgs", Subsystem: "jobs", Name: "discarded_total",
-		Help: "Jobs that gave up after their last attempt, by kind.",
+		Help: "Jobs this process's workers gave up on, by kind: the last attempt failed, or the worker cancelled the job (permanent error).",
 	}, []string{"kind"})}
+	for _, k := range Kinds() {
+		h.discarded.WithLabelValues(k)
+	}
 	reg.MustRegister(h.discarded)
 	return h
+}
+
+// Work implements rivertype.WorkerMiddleware: it counts and logs a job that its worker
+// cancelled.
+func (h *ErrorHandler) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	err := doInner(ctx)
+	var cancel *rivertype.JobCancelError
+	if errors.As(err, &cancel) {
+		h.discarded.WithLabelValues(job.Kind).Inc()
+		h.logger.Error().Err(err).Str("kind", job.Kind).Int64("job_id", job.ID).Int("attempt", job.Attempt).Msg("job cancelled by its worker")
+	}
+	return err
 }
 
 // HandleError implements river.ErrorHandler.

@@ -20,4 +20,10 @@
 // the API inserts the mail jobs and the reminder service inserts mail jobs too, so every
 // inserter would need to know each kind's schema, and River UI and migrations would come
 // twice; registering the kinds everywhere costs a list.
+//
+// # Discarded jobs
+//
+// ErrorHandler counts the jobs a process's workers give up on
+// (orgs_jobs_discarded_total{kind}); DiscardedCollector reads the discarded jobs of every
+// path, the rescuer's included, from river_job at scrape time (orgs_jobs_discarded{kind}).
 package jobs

@@ -28,6 +28,7 @@ type mailBundle struct {
 	sink    *mailtest.Server
 	signer  *token.Signer
 	metrics *jobs.MailMetrics
+	reg     *prometheus.Registry
 	owner   domain.User
 	org     domain.Organization
 	ctx     context.Context
@@ -67,6 +68,7 @@ func newMailer(tb testing.TB, workers int) (b *mailBundle, start func()) {
 	}
 	reg := prometheus.NewRegistry()
 	metrics := jobs.NewMailMetrics(reg)
+	reg.MustRegister(jobs.NewDiscardedCollector(pool, zerolog.New(zerolog.NewTestWriter(tb))))
 	mailer := jobs.NewMailer(pool, store, renderer, sender, signer, jobs.MailConfig{
 		SiteName: "Orgs Test", ActivationURL: activationURL, AcceptURL: "http://orgs.test/invitations/{invitation_id}", PublicURL: "http://orgs.test",
 	}, metrics)
@@ -103,7 +105,7 @@ func newMailer(tb testing.TB, workers int) (b *mailBundle, start func()) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &mailBundle{pool: pool, store: store, sink: sink, signer: signer, metrics: metrics, owner: owner, org: org, ctx: ctx}, start
+	return &mailBundle{pool: pool, store: store, sink: sink, signer: signer, metrics: metrics, reg: reg, owner: owner, org: org, ctx: ctx}, start
 }
 
 func (b *mailBundle) invite(t *testing.T, email, message string) postgres.AddMemberResult {
