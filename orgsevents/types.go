@@ -63,17 +63,20 @@ type Organization struct {
 // contains the token. InvitedBy is empty when a service key without On-Behalf-Of invited;
 // LastSentAt is nil when no email was sent.
 type Invitation struct {
-	ID             string     `json:"id"`
-	OrganizationID string     `json:"organization_id"`
-	Email          string     `json:"email"`
-	UserID         string     `json:"user_id"`
-	InvitedBy      string     `json:"invited_by"`
-	IsAdmin        bool       `json:"is_admin"`
-	Status         string     `json:"status"`
-	CreatedAt      time.Time  `json:"created_at"`
-	ExpiresAt      time.Time  `json:"expires_at"`
-	RemindersSent  int        `json:"reminders_sent"`
-	LastSentAt     *time.Time `json:"last_sent_at"`
+	ID             string `json:"id"`
+	OrganizationID string `json:"organization_id"`
+	Email          string `json:"email"`
+	UserID         string `json:"user_id"`
+	InvitedBy      string `json:"invited_by"`
+	IsAdmin        bool   `json:"is_admin"`
+	// RequireAcceptance marks an invitation of an already active user, who accepts or
+	// declines it while logged in.
+	RequireAcceptance bool       `json:"require_acceptance"`
+	Status            string     `json:"status"`
+	CreatedAt         time.Time  `json:"created_at"`
+	ExpiresAt         time.Time  `json:"expires_at"`
+	RemindersSent     int        `json:"reminders_sent"`
+	LastSentAt        *time.Time `json:"last_sent_at"`
 }
 
 // In the data structs below ActorID is the user who made the change; it is empty when a

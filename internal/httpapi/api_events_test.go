@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/events/eventstest"
+	"github.com/orgs-dev/orgs/orgsevents"
 )
 
 // Outbox rows per change, in order: every endpoint that changes state writes exactly its
@@ -385,6 +387,12 @@ func TestAPIEvents(t *testing.T) {
 			seen[r.Type] = true
 			if err := eventstest.ValidateData(r.Type, r.Data); err != nil {
 				t.Errorf("%s data %s: %v", r.Type, r.Data, err)
+			}
+			// The public types carry every field the events do.
+			dec := json.NewDecoder(bytes.NewReader(r.Data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(orgsevents.NewData(r.Type)); err != nil {
+				t.Errorf("%s data %s: orgsevents type: %v", r.Type, r.Data, err)
 			}
 		}
 		for _, typ := range []domain.EventType{domain.OrgCreated, domain.OrgUpdated, domain.OrgDeleted, domain.OwnerChanged,
