@@ -1,6 +1,7 @@
 package domain
 
 import (
+	_ "embed" // the common passwords
 	"net/mail"
 	"strconv"
 	"strings"
@@ -18,8 +19,37 @@ const (
 	MaxExternalIDChars = 255
 	MaxBulkMembers     = 100
 	MinPasswordLength  = 8
-	MaxPasswordLength  = 1024
+	MaxPasswordLength  = 256
 )
+
+//go:embed common_passwords.txt
+var commonPasswordList string
+
+// commonPasswords is the set of commonPasswordList.
+var commonPasswords = func() map[string]bool {
+	set := map[string]bool{}
+	for _, line := range strings.Split(commonPasswordList, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			set[line] = true
+		}
+	}
+	return set
+}()
+
+// ValidPassword reports why a new password is unacceptable (shorter than 8 or longer
+// than 256 characters, or one of the most common passwords), or "" when it is fine.
+func ValidPassword(pw string) string {
+	n := utf8.RuneCountInString(pw)
+	switch {
+	case n < MinPasswordLength:
+		return "must be at least 8 characters"
+	case n > MaxPasswordLength:
+		return "must be at most 256 characters"
+	case commonPasswords[strings.ToLower(pw)]:
+		return "is one of the most common passwords: choose another"
+	}
+	return ""
+}
 
 // ValidEmail reports why email is not a bare local@domain address of at most 254
 // characters with a local part of at most 64, or "" when it is.

@@ -105,3 +105,25 @@ func TestPermissions(t *testing.T) {
 		t.Errorf("pending owner: got %v", err)
 	}
 }
+
+func TestValidPassword(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pw, want string
+	}{
+		{"", "must be at least 8 characters"},
+		{"short1!", "must be at least 8 characters"},
+		{"ééééééé", "must be at least 8 characters"}, // 7 characters, 14 bytes
+		{"password", "is one of the most common passwords: choose another"},
+		{"Password1", "is one of the most common passwords: choose another"},
+		{"QWERTYUIOP", "is one of the most common passwords: choose another"},
+		{strings.Repeat("x", 257), "must be at most 256 characters"},
+		{strings.Repeat("é", 256), ""},
+		{"correct horse battery", ""},
+		{"vizsla-club-2026", ""},
+	} {
+		if got := domain.ValidPassword(tc.pw); got != tc.want {
+			t.Errorf("ValidPassword(%.20q): got %q, want %q", tc.pw, got, tc.want)
+		}
+	}
+}

@@ -106,7 +106,7 @@ type activateInput struct {
 	UserID string `path:"user_id"`
 	Token  string `path:"token" maxLength:"200"`
 	Body   struct {
-		Password *string `json:"password,omitempty" maxLength:"1024" doc:"At least 8 characters; a service key may leave it out"`
+		Password *string `json:"password,omitempty" maxLength:"256" doc:"8 to 256 characters, not one of the most common passwords; a service key may leave it out"`
 		Name     *string `json:"name,omitempty" maxLength:"200"`
 	}
 }
@@ -126,8 +126,8 @@ func (h *handlers) activateUser(ctx context.Context, userID, tok string, pw, nam
 	switch {
 	case pw == nil && !actorFrom(ctx).IsService():
 		v.Add("body.password", "is required")
-	case pw != nil && len([]rune(*pw)) < domain.MinPasswordLength:
-		v.Add("body.password", "must be at least 8 characters")
+	case pw != nil && domain.ValidPassword(*pw) != "":
+		v.Add("body.password", domain.ValidPassword(*pw))
 	}
 	if name != nil {
 		checkName(&v, "body.name", *name, false)

@@ -263,8 +263,10 @@ func TestAPIInputBodies(t *testing.T) {
 				ep = e
 			}
 		}
-		r := b.req(t, anonymous, "POST", ep.path, map[string]any{"password": "short"})
-		wantLocation(t, r, "body.password")
+		for _, pw := range []string{"short", "password", "Password123", "qwertyuiop", strings.Repeat("p", 257)} {
+			r := b.req(t, anonymous, "POST", ep.path, map[string]any{"password": pw})
+			wantLocation(t, r, "body.password")
+		}
 	})
 }
 
