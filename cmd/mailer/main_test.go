@@ -6,6 +6,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/orgs-dev/orgs/internal/jobs"
+	"github.com/orgs-dev/orgs/internal/mail"
 	"github.com/orgs-dev/orgs/internal/proctest"
 )
 
@@ -23,6 +24,9 @@ func TestRun(t *testing.T) {
 	var want []string
 	for _, k := range jobs.Kinds() {
 		want = append(want, `orgs_jobs_discarded_total{kind="`+k+`"} 0`, `orgs_jobs_discarded{kind="`+k+`"} 0`)
+	}
+	for _, tmpl := range mail.Templates {
+		want = append(want, `orgs_mail_sent_total{result="sent",template="`+tmpl+`"} 0`)
 	}
 	proctest.CheckOps(t, ops, want...)
 	p.Stop(t)

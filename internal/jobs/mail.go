@@ -57,6 +57,12 @@ func NewMailMetrics(reg prometheus.Registerer) *MailMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"template"}),
 	}
+	// Every template and result has a series from the start, for alerts on rates.
+	for _, tmpl := range mail.Templates {
+		for _, result := range []string{"sent", "skipped", "duplicate", "temporary_error", "rejected"} {
+			m.Sent.WithLabelValues(tmpl, result)
+		}
+	}
 	reg.MustRegister(m.Sent, m.Duration)
 	return m
 }
