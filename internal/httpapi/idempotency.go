@@ -55,10 +55,11 @@ func idempotencyScope(r *http.Request) []byte {
 	return h.Sum(nil)
 }
 
-// storable reports whether a response is kept for replay: a 2xx or a 4xx other than 408
-// and 429 (a retry of those, and of a 5xx, does the work).
+// storable reports whether a response is kept for replay: a 2xx or a 4xx other than 408,
+// 429 and 499 (a retry of those, and of a 5xx, does the work).
 func storable(status int) bool {
-	return status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+	return status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests &&
+		status != statusClientClosedRequest
 }
 
 // idempotency makes a POST with an Idempotency-Key header safe to retry: a retry with the

@@ -99,6 +99,7 @@ var statusCodes = map[int]string{
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
 	http.StatusUnprocessableEntity:   "validation_failed",
 	http.StatusTooManyRequests:       "rate_limited",
+	statusClientClosedRequest:        "client_closed_request",
 	http.StatusInternalServerError:   "internal_error",
 	http.StatusServiceUnavailable:    "unavailable",
 }
@@ -142,7 +143,16 @@ func validationProblem(errs ...FieldError) *Problem {
 // logger.
 func problemFor(ctx context.Context, err error) *Problem {
 	p := classify(err)
-	if p == nil {
+	switch {
+	case p != nil:
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// The client went away (or the server is stopping) mid-request: not our
+		// error, and nobody reads the answer. 499 as nginx logs it; never kept for
+		// an idempotent replay.
+		zerolog.Ctx(ctx).Info().Err(err).Msg("request canceled by the client")
+		p = newProblem(statusClientClosedRequest, "", "the client closed the request")
+		p.Title = "Client Closed Request"
+	default:
 		zerolog.Ctx(ctx).Error().Err(err).Msg("internal error")
 		p = newProblem(http.StatusInternalServerError, "internal_error", "internal error")
 	}
@@ -153,6 +163,9 @@ func problemFor(ctx context.Context, err error) *Problem {
 	}
 	return p
 }
+
+// statusClientClosedRequest answers a request whose client went away (nginx's 499).
+const statusClientClosedRequest = 499
 
 // classify is problemFor without the 500 fallback: nil for an unknown error.
 func classify(err error) *Problem {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -133,5 +134,38 @@ func TestFail(t *testing.T) {
 	var p *Problem
 	if err := fail(context.Background(), domain.ErrSlugTaken); !errors.As(err, &p) || p.GetStatus() != 409 {
 		t.Errorf("fail(ErrSlugTaken): got %v, want a 409 problem", err)
+	}
+}
+
+// TestClientGoneIsNotAnError: a client that disconnects mid-request is logged at info as
+// such, not as an internal error, and its key keeps nothing.
+func TestClientGoneIsNotAnError(t *testing.T) {
+	t.Parallel()
+	ta := newTestAPI(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequestWithContext(ctx, "POST", "/v1/things", strings.NewReader(`{"name": "until-canceled"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Idempotency-Key", "gone")
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		ta.handler.ServeHTTP(rec, r)
+		close(done)
+	}()
+	<-ta.started
+	cancel()
+	<-done
+	if rec.Code != 499 {
+		t.Errorf("status: got %d, want 499", rec.Code)
+	}
+	logs := ta.logs.String()
+	if strings.Contains(logs, "internal error") || strings.Contains(logs, `"level":"error"`) {
+		t.Errorf("logged as an error:\n%s", logs)
+	}
+	if !strings.Contains(logs, "request canceled by the client") {
+		t.Errorf("no info line for the canceled request:\n%s", logs)
+	}
+	if n := ta.keys(t); n != 0 {
+		t.Errorf("keys kept: %d, want 0", n)
 	}
 }

@@ -140,6 +140,10 @@ func newTestAPI(t *testing.T, db bool) *testAPI {
 		case "wait":
 			ta.started <- struct{}{}
 			<-ta.gate
+		case "until-canceled": // a query the client's disconnect cancels
+			ta.started <- struct{}{}
+			<-ctx.Done()
+			return nil, fmt.Errorf("query: %w", ctx.Err())
 		}
 		return &thingOutput{Body: thing{ID: aliceID, Name: in.Body.Name, Email: in.Body.Email, Call: n}}, nil
 	})
