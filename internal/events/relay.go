@@ -261,11 +261,20 @@ func (r *Relay) lead(ctx context.Context) {
 			r.logger.Warn().Err(err).Msg("mark events published")
 		}
 	}()
+	// The gauges that alerts watch are sampled on their own clock: a pass through a large
+	// backlog must not freeze them.
+	sctx, stopSampling := context.WithCancel(ctx)
+	var sampling sync.WaitGroup
+	sampling.Go(func() { r.sampleEvery(sctx, sampleInterval) })
+	defer func() {
+		stopSampling()
+		sampling.Wait()
+	}()
 	bo := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
 	// Polling is adaptive: tight (from 1ms, doubling) after rows were found or while
 	// committed rows wait for an older transaction, every PollInterval once idle.
 	idle := backoff{min: min(time.Millisecond, r.cfg.PollInterval), max: r.cfg.PollInterval}
-	var lastPrune, lastSample time.Time
+	var lastPrune time.Time
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for ctx.Err() == nil {
@@ -286,12 +295,6 @@ func (r *Relay) lead(ctx context.Context) {
 		bo.reset()
 
 		now := time.Now()
-		if now.Sub(lastSample) >= 2*time.Second {
-			lastSample = now
-			if err := r.sample(ctx); err != nil && ctx.Err() == nil {
-				r.logger.Warn().Err(err).Msg("sample outbox metrics")
-			}
-		}
 		if now.Sub(lastPrune) >= r.cfg.PruneInterval {
 			lastPrune = now
 			if err := r.prune(ctx); err != nil && ctx.Err() == nil {
@@ -697,6 +700,28 @@ func (r *Relay) reconcile(ctx context.Context, st *leader) error {
 	}
 	st.synced = true
 	return nil
+}
+
+// sampleInterval is how often the leader samples the outbox gauges.
+const sampleInterval = 2 * time.Second
+
+// sampleEvery samples the outbox gauges at once and then every interval until ctx ends.
+func (r *Relay) sampleEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, interval)
+		err := r.sample(qctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.logger.Warn().Err(err).Msg("sample outbox metrics")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // sample updates the pending and oldest-age gauges. Both subqueries use the outbox's

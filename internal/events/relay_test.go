@@ -531,3 +531,24 @@ func checkStreamByID(t testing.TB, b *testBundle, wantIDs []string) {
 		t.Logf("%d duplicates (by id) on the stream", dups)
 	}
 }
+
+// TestRelayGaugesMoveWhileNATSIsDown: the backlog gauges are sampled on their own clock,
+// so an alert sees the outbox grow while every publish fails (before, they were sampled
+// only after a pass that succeeded, and stood still for the whole outage).
+func TestRelayGaugesMoveWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, m, _ := startRelay(t, b, events.RelayConfig{BatchSize: 100, AckTimeout: time.Second})
+	waitGauge(t, m.Leader, 1, 5*time.Second)
+	b.nats.Shutdown()
+	insert(t, b.pool, newOrg(), 25)
+	waitGauge(t, m.OutboxPending, 25, 3*sampleEvery)
+	if age := testutil.ToFloat64(m.OldestUnpublishedAge); age <= 0 {
+		t.Errorf("oldest unpublished age: got %v, want > 0", age)
+	}
+	b.nats.Start()
+	waitGauge(t, m.OutboxPending, 0, 30*time.Second)
+}
+
+// sampleEvery is the relay's gauge sampling interval (events.sampleInterval).
+const sampleEvery = 2 * time.Second
