@@ -175,11 +175,11 @@ func TestFlows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			expired := signer.Activation(uid1, time.Now().Add(-time.Minute))
+			expired := signer.Activation(token.Recipient{UserID: uid1, Email: "pending.one@example.com"}, time.Now().Add(-time.Minute))
 			e.do(anon, "GET", "/v1/activation/"+uid1+"/"+expired, nil, http.StatusNotFound, "token_invalid")
 			e.do(anon, "POST", "/v1/activation/"+uid1+"/"+expired, map[string]any{"password": password}, http.StatusNotFound, "token_invalid")
 			// The same signer with a future expiry works: the key is right, only time is wrong.
-			fresh := signer.Activation(uid1, time.Now().Add(time.Hour))
+			fresh := signer.Activation(token.Recipient{UserID: uid1, Email: "pending.one@example.com"}, time.Now().Add(time.Hour))
 			e.do(anon, "GET", "/v1/activation/"+uid1+"/"+fresh, nil, http.StatusOK, "")
 		})
 
@@ -454,7 +454,7 @@ func TestSecretRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokB := signerB.Activation(uid2, time.Now().Add(time.Hour))
+	tokB := signerB.Activation(token.Recipient{UserID: uid2, Email: "second@example.com"}, time.Now().Add(time.Hour))
 	e.activate(uid2, "second@example.com", tokB, password, "")
 }
 

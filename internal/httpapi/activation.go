@@ -74,10 +74,16 @@ type activationPath struct {
 	Token  string `path:"token" maxLength:"200"`
 }
 
-// verify checks an activation link's signature and expiry (domain.ErrTokenInvalid).
-func (h *handlers) verify(userID, tok string) error {
-	_, err := h.signer.VerifyActivation(userID, tok, time.Now())
-	return err
+// verify checks an activation link's signature and expiry against what it must be bound
+// to, the user's current address and last activation, and returns that recipient
+// (domain.ErrTokenInvalid).
+func (h *handlers) verify(ctx context.Context, userID, tok string) (token.Recipient, error) {
+	r, err := h.store.FindActivationRecipient(ctx, userID)
+	if err != nil {
+		return r, err
+	}
+	_, err = h.signer.VerifyActivation(r, tok, time.Now())
+	return r, err
 }
 
 type activationOutput struct {
@@ -89,7 +95,7 @@ type activationOutput struct {
 }
 
 func (h *handlers) getActivation(ctx context.Context, in *activationPath) (*activationOutput, error) {
-	if err := h.verify(in.UserID, in.Token); err != nil {
+	if _, err := h.verify(ctx, in.UserID, in.Token); err != nil {
 		return nil, err
 	}
 	u, orgs, err := h.store.FindActivation(ctx, in.UserID)
@@ -132,7 +138,8 @@ func (h *handlers) activateUser(ctx context.Context, userID, tok string, pw, nam
 	if name != nil {
 		checkName(&v, "body.name", *name, false)
 	}
-	if err := h.verify(userID, tok); err != nil {
+	link, err := h.verify(ctx, userID, tok)
+	if err != nil {
 		return domain.User{}, domain.Session{}, err
 	}
 	if err := v.Err(); err != nil {
@@ -151,7 +158,7 @@ func (h *handlers) activateUser(ctx context.Context, userID, tok string, pw, nam
 		hash = &hs
 	}
 	tok, tokHash := token.NewSession()
-	u, expires, err := h.store.Activate(ctx, userID, postgres.ActivateInput{PasswordHash: hash, Name: name, SessionHash: tokHash})
+	u, expires, err := h.store.Activate(ctx, link, postgres.ActivateInput{PasswordHash: hash, Name: name, SessionHash: tokHash})
 	if err != nil {
 		return domain.User{}, domain.Session{}, err
 	}
@@ -175,10 +182,11 @@ type declineActivationOutput struct {
 }
 
 func (h *handlers) declineActivation(ctx context.Context, in *activationPath) (*declineActivationOutput, error) {
-	if err := h.verify(in.UserID, in.Token); err != nil {
+	link, err := h.verify(ctx, in.UserID, in.Token)
+	if err != nil {
 		return nil, err
 	}
-	u, err := h.store.DeclineActivation(ctx, in.UserID)
+	u, err := h.store.DeclineActivation(ctx, link)
 	if err != nil {
 		return nil, err
 	}

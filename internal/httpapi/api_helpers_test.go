@@ -109,11 +109,22 @@ func (b *apiBundle) signupActivated(t *testing.T, email, password, orgName strin
 	return b.activate(t, su.User.ID, password), su.Organization
 }
 
+// activationToken returns a valid activation token for user userID, as the emails have
+// it: bound to the user's current address and activation, valid for an hour.
+func (b *apiBundle) activationToken(t testing.TB, userID string) string {
+	t.Helper()
+	r, err := b.store.FindActivationRecipient(b.ctx, userID)
+	if err != nil {
+		t.Fatalf("find activation recipient %s: %v", userID, err)
+	}
+	return b.signer.Activation(r, time.Now().Add(time.Hour))
+}
+
 // activate activates inactive user userID with password through POST
 // /v1/activation/{user_id}/{token} and returns them with the new session.
 func (b *apiBundle) activate(t *testing.T, userID, password string) user {
 	t.Helper()
-	r := b.req(t, anonymous, "POST", b.activationPath(userID), map[string]any{"password": password})
+	r := b.req(t, anonymous, "POST", b.activationPath(t, userID), map[string]any{"password": password})
 	want(t, r, http.StatusOK, "")
 	var act struct {
 		User    domain.User `json:"user"`
@@ -129,8 +140,8 @@ func (b *apiBundle) activate(t *testing.T, userID, password string) user {
 }
 
 // activationPath is the JSON API's activation path of userID with a fresh link.
-func (b *apiBundle) activationPath(userID string) string {
-	return "/v1/activation/" + userID + "/" + b.signer.Activation(userID, time.Now().Add(time.Hour))
+func (b *apiBundle) activationPath(t testing.TB, userID string) string {
+	return "/v1/activation/" + userID + "/" + b.activationToken(t, userID)
 }
 
 // outboxRow is one outbox event as stored.

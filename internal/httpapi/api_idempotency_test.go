@@ -199,7 +199,7 @@ func TestAPIIdempotencyRetryAfterStateMoved(t *testing.T) {
 		} `json:"user"`
 	}
 	r.decode(t, &su)
-	path := b.activationPath(su.User.ID)
+	path := b.activationPath(t, su.User.ID)
 	body := map[string]any{"password": "correct horse battery"}
 	first := b.req(t, anonymous, "POST", path, body, "Idempotency-Key", "activate-eve")
 	want(t, first, http.StatusOK, "")

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/orgs-dev/orgs/internal/domain"
 )
@@ -47,7 +46,7 @@ func newInputFixture(t *testing.T, b *apiBundle) inputFixture {
 		User domain.User `json:"user"`
 	}
 	r.decode(t, &su)
-	activation := "/v1/activation/" + su.User.ID + "/" + b.signer.Activation(su.User.ID, time.Now().Add(time.Hour))
+	activation := "/v1/activation/" + su.User.ID + "/" + b.activationToken(t, su.User.ID)
 	orgPath := "/v1/organizations/" + org.ID
 	return inputFixture{owner: owner, member: member, org: org, endpoints: []bodyEndpoint{
 		{name: "create session", c: anonymous, method: "POST", path: "/v1/sessions",

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/orgs-dev/orgs/internal/domain"
 )
@@ -495,7 +494,7 @@ func TestAPIActivationJSON(t *testing.T) {
 		User domain.User `json:"user"`
 	}
 	r.decode(t, &su)
-	link := "/v1/activation/" + su.User.ID + "/" + b.signer.Activation(su.User.ID, time.Now().Add(time.Hour))
+	link := "/v1/activation/" + su.User.ID + "/" + b.activationToken(t, su.User.ID)
 	want(t, b.req(t, anonymous, "GET", link, nil), http.StatusOK, "")
 	r = b.req(t, anonymous, "POST", link, map[string]any{"password": "a good password", "name": "Activated"})
 	want(t, r, http.StatusOK, "")

@@ -96,21 +96,30 @@ func (h *handlers) addMember(ctx context.Context, in *addMemberInput) (*memberOu
 	if err != nil {
 		return nil, err
 	}
-	return &memberOutput{Body: h.memberBody(res, send)}, nil
+	b, err := h.memberBody(ctx, res, send)
+	if err != nil {
+		return nil, err
+	}
+	return &memberOutput{Body: b}, nil
 }
 
 // memberBody is the response of an add: the member, its invitation, and the link when
 // the caller sends its own email.
-func (h *handlers) memberBody(res postgres.AddMemberResult, sent bool) memberBody {
+func (h *handlers) memberBody(ctx context.Context, res postgres.AddMemberResult, sent bool) (memberBody, error) {
 	b := memberBody{Member: res.Member, Invitation: res.Invitation}
 	if inv := res.Invitation; inv != nil && !sent {
 		if inv.RequireAcceptance {
 			b.ActivationURL = jobs.AcceptLink(h.cfg.AcceptURL, inv.ID)
 		} else {
-			b.ActivationURL = jobs.ActivationLink(h.cfg.ActivationURL, inv.UserID, h.signer.Activation(inv.UserID, inv.ExpiresAt))
+			// The link is bound to the user's current address and activation.
+			r, err := h.store.FindActivationRecipient(ctx, inv.UserID)
+			if err != nil {
+				return b, err
+			}
+			b.ActivationURL = jobs.ActivationLink(h.cfg.ActivationURL, inv.UserID, h.signer.Activation(r, inv.ExpiresAt))
 		}
 	}
-	return b
+	return b, nil
 }
 
 type bulkItem struct {
@@ -186,7 +195,10 @@ func (h *handlers) addMembers(ctx context.Context, in *addMembersInput) (*addMem
 				continue
 			}
 			res.Status = r.Status
-			b := h.memberBody(r.AddMemberResult, true)
+			b, err := h.memberBody(ctx, r.AddMemberResult, true)
+			if err != nil {
+				return nil, err
+			}
 			res.Member = &b
 		}
 	}

@@ -93,7 +93,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 func (p *pages) activateForm() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		userID, tok := r.PathValue("user_id"), r.PathValue("token")
-		if err := p.h.verify(userID, tok); err != nil {
+		if _, err := p.h.verify(r.Context(), userID, tok); err != nil {
 			p.render(w, r, http.StatusNotFound, "expired.html", pageData{Title: "This link has expired"})
 			return
 		}

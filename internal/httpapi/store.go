@@ -6,6 +6,7 @@ import (
 
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/postgres"
+	"github.com/orgs-dev/orgs/internal/token"
 )
 
 // Store is what the API reads and changes; *postgres.Store implements it.
@@ -21,9 +22,10 @@ type Store interface {
 
 	SignUp(ctx context.Context, in postgres.SignUpInput) (domain.User, domain.Organization, error)
 	ResendActivation(ctx context.Context, email string) error
+	FindActivationRecipient(ctx context.Context, userID string) (token.Recipient, error)
 	FindActivation(ctx context.Context, userID string) (domain.User, []domain.Organization, error)
-	Activate(ctx context.Context, userID string, in postgres.ActivateInput) (domain.User, time.Time, error)
-	DeclineActivation(ctx context.Context, userID string) (domain.User, error)
+	Activate(ctx context.Context, link token.Recipient, in postgres.ActivateInput) (domain.User, time.Time, error)
+	DeclineActivation(ctx context.Context, link token.Recipient) (domain.User, error)
 
 	CreateOrganization(ctx context.Context, actor domain.Actor, in postgres.CreateOrganizationInput) (domain.Organization, error)
 	FindOrganization(ctx context.Context, actor domain.Actor, id string) (domain.Organization, error)
@@ -50,8 +52,8 @@ type Store interface {
 
 // tokenSigner mints and verifies activation tokens; *token.Signer implements it.
 type tokenSigner interface {
-	Activation(userID string, expires time.Time) string
-	VerifyActivation(userID, token string, now time.Time) (time.Time, error)
+	Activation(r token.Recipient, expires time.Time) string
+	VerifyActivation(r token.Recipient, token string, now time.Time) (time.Time, error)
 }
 
 var _ Store = (*postgres.Store)(nil)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/mail"
+	"github.com/orgs-dev/orgs/internal/token"
 )
 
 // mailStore is what the mail workers read.
@@ -23,11 +24,12 @@ type mailStore interface {
 	FindInvitationEmail(ctx context.Context, id string) (domain.InvitationEmail, error)
 	FindActivationEmail(ctx context.Context, userID string) (domain.ActivationEmail, error)
 	FindNotificationEmail(ctx context.Context, orgID, userID, actorID string) (domain.NotificationEmail, error)
+	FindActivationRecipient(ctx context.Context, userID string) (token.Recipient, error)
 }
 
 // tokenSigner mints activation tokens when an email is built; tokens are never stored.
 type tokenSigner interface {
-	Activation(userID string, expires time.Time) string
+	Activation(r token.Recipient, expires time.Time) string
 }
 
 // MailConfig holds what the emails show.
@@ -140,7 +142,7 @@ func (m *Mailer) invitation(ctx context.Context, jobID int64, job any, invitatio
 		return m.skip(ctx, job, tmpl)
 	}
 	data := mail.Data{
-		SiteName: m.cfg.SiteName, RecipientEmail: e.Invitation.Email, RecipientName: e.User.Name,
+		SiteName: m.cfg.SiteName, RecipientEmail: e.User.Email, RecipientName: e.User.Name,
 		OrganizationName: e.Organization.Name, ExpiresAt: e.Invitation.ExpiresAt, Message: e.Message, Now: m.now(),
 	}
 	if e.Inviter != nil {
@@ -152,7 +154,16 @@ func (m *Mailer) invitation(ctx context.Context, jobID int64, job any, invitatio
 		}
 		data.Link = AcceptLink(m.cfg.AcceptURL, e.Invitation.ID)
 	} else {
-		data.Link = ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(e.User.ID, e.Invitation.ExpiresAt))
+		// The link goes to, and works only from, the user's current address.
+		r, err := m.store.FindActivationRecipient(ctx, e.User.ID)
+		if errors.Is(err, domain.ErrTokenInvalid) {
+			return m.skip(ctx, job, tmpl)
+		}
+		if err != nil {
+			return err
+		}
+		data.RecipientEmail = r.Email
+		data.Link = ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(r, e.Invitation.ExpiresAt))
 	}
 	return m.send(ctx, jobID, job, tmpl, e.User.ID, data)
 }
@@ -171,10 +182,17 @@ func (w *activationWorker) Work(ctx context.Context, job *river.Job[SendActivati
 	if err != nil {
 		return err
 	}
+	r, err := m.store.FindActivationRecipient(ctx, e.User.ID)
+	if errors.Is(err, domain.ErrTokenInvalid) {
+		return m.skip(ctx, job, mail.TemplateActivation)
+	}
+	if err != nil {
+		return err
+	}
 	data := mail.Data{
-		SiteName: m.cfg.SiteName, RecipientEmail: e.User.Email, RecipientName: e.User.Name,
+		SiteName: m.cfg.SiteName, RecipientEmail: r.Email, RecipientName: e.User.Name,
 		ExpiresAt: job.Args.ExpiresAt, Now: m.now(),
-		Link: ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(e.User.ID, job.Args.ExpiresAt)),
+		Link: ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(r, job.Args.ExpiresAt)),
 	}
 	if len(e.Organizations) > 0 {
 		data.OrganizationName = e.Organizations[0].Name

@@ -148,7 +148,7 @@ func TestInvitationEmail(t *testing.T) {
 	if len(parts) != 2 || parts[0] != res.Member.User.ID {
 		t.Fatalf("link %q is not for user %s", link, res.Member.User.ID)
 	}
-	if _, err := b.signer.VerifyActivation(parts[0], parts[1], time.Now()); err != nil {
+	if _, err := b.signer.VerifyActivation(token.Recipient{UserID: parts[0], Email: "new.person@example.com"}, parts[1], time.Now()); err != nil {
 		t.Fatalf("the link's token does not verify: %v", err)
 	}
 	// The counter moves just after the server's acceptance.

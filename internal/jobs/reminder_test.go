@@ -196,7 +196,7 @@ func TestScheduledRemindersArriveWithWorkingLinks(t *testing.T) {
 		if len(parts) != 2 || parts[0] != inv.UserID {
 			t.Fatalf("reminder %d: link %q", i+1, link)
 		}
-		if _, err := s.signer.VerifyActivation(parts[0], parts[1], time.Now()); err != nil {
+		if _, err := s.signer.VerifyActivation(token.Recipient{UserID: parts[0], Email: "late.riser@example.com"}, parts[1], time.Now()); err != nil {
 			t.Fatalf("reminder %d: link does not verify: %v", i+1, err)
 		}
 	}
@@ -231,13 +231,20 @@ func TestNoRemindersAfterTheInvitationEnds(t *testing.T) {
 	}
 	// Let the user_invited events schedule the reminders first.
 	waitFor(t, 10*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "scheduled") == 5 })
-	if _, _, err := s.store.Activate(s.ctx, activated.UserID, postgres.ActivateInput{SessionHash: []byte("s1")}); err != nil {
+	link := func(userID string) token.Recipient {
+		r, err := s.store.FindActivationRecipient(s.ctx, userID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if _, _, err := s.store.Activate(s.ctx, link(activated.UserID), postgres.ActivateInput{SessionHash: []byte("s1")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.store.RevokeInvitation(s.ctx, owner, s.org.ID, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.store.DeclineActivation(s.ctx, declined.UserID); err != nil {
+	if _, err := s.store.DeclineActivation(s.ctx, link(declined.UserID)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.store.RemoveMember(s.ctx, owner, s.org.ID, removed.UserID); err != nil {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/jobs"
+	"github.com/orgs-dev/orgs/internal/token"
 )
 
 // SignUpInput is a sign-up: a new user and their new organization.
@@ -107,6 +109,51 @@ func joinableOrgs(ctx context.Context, q querier, userID string, now time.Time) 
 	return orgs, nil
 }
 
+// FindActivationRecipient returns what an activation link for user userID is bound to:
+// the user's current address and last activation. Links are made for it (and sent to its
+// address) and checked against it. Returns domain.ErrTokenInvalid when there is no such
+// user.
+func (s *Store) FindActivationRecipient(ctx context.Context, userID string) (token.Recipient, error) {
+	r := token.Recipient{UserID: userID}
+	if !validUUID(userID) {
+		return r, domain.ErrTokenInvalid
+	}
+	var activated *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT email, activated_at FROM users WHERE id = $1`, userID).Scan(&r.Email, &activated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, domain.ErrTokenInvalid
+	}
+	if err != nil {
+		return r, fmt.Errorf("find activation recipient %s: %w", userID, err)
+	}
+	if activated != nil {
+		r.ActivatedAt = *activated
+	}
+	return r, nil
+}
+
+// lockRecipientTx locks user link.UserID and returns domain.ErrTokenInvalid unless the
+// user is still inactive and still link's recipient: the same address, and not activated
+// since the link was checked (a user deactivated after an activation is not).
+func lockRecipientTx(ctx context.Context, tx pgx.Tx, link token.Recipient, u *domain.User) error {
+	var activated *time.Time
+	err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+`, u.activated_at FROM users u WHERE u.id = $1 FOR UPDATE`, link.UserID), u, &activated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.ErrTokenInvalid
+	}
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	var at time.Time
+	if activated != nil {
+		at = *activated
+	}
+	if u.IsActive || strings.ToLower(u.Email) != strings.ToLower(link.Email) || !at.Equal(link.ActivatedAt) {
+		return domain.ErrTokenInvalid
+	}
+	return nil
+}
+
 // FindActivation returns the inactive user userID and the organizations they will join,
 // after the caller verified the link's signature. Returns domain.ErrTokenInvalid when the
 // user is unknown or already active, or has nothing left to join (their invitations were
@@ -139,11 +186,15 @@ type ActivateInput struct {
 	SessionHash  []byte // the new session's token hash
 }
 
-// Activate activates inactive user userID: sets the password and name, activates the
-// inactive organizations they own, accepts their pending invitations, and opens a
-// session. Emits invitation_accepted per invitation, org_updated per organization
-// activated, then user_activated. Returns domain.ErrTokenInvalid as FindActivation.
-func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (domain.User, time.Time, error) {
+// Activate activates inactive user link.UserID through a link checked for link
+// (FindActivationRecipient): sets the password and name, activates the inactive
+// organizations they own, accepts their pending invitations, records the activation's
+// time (which kills every link made before), and opens a session. Emits
+// invitation_accepted per invitation, org_updated per organization activated, then
+// user_activated. Returns domain.ErrTokenInvalid as FindActivation, and when the user's
+// address changed or the user was activated since the link was checked.
+func (s *Store) Activate(ctx context.Context, link token.Recipient, in ActivateInput) (domain.User, time.Time, error) {
+	userID := link.UserID
 	if !validUUID(userID) {
 		return domain.User{}, time.Time{}, domain.ErrTokenInvalid
 	}
@@ -167,11 +218,8 @@ func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (
 		if err := lockOrgsTx(ctx, c.tx, ids); err != nil {
 			return err
 		}
-		if err := scanUser(c.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1 FOR UPDATE`, userID), &user); err != nil {
-			return translate(fmt.Errorf("find user: %w", err))
-		}
-		if user.IsActive {
-			return domain.ErrTokenInvalid
+		if err := lockRecipientTx(ctx, c.tx, link, &user); err != nil {
+			return err
 		}
 		// What the user joins, read again under the locks (an invitation may have been
 		// revoked meanwhile).
@@ -205,7 +253,7 @@ func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (
 
 		if err := scanUser(c.tx.QueryRow(ctx, `
 			UPDATE users AS u SET is_active = true, password_hash = coalesce($2, u.password_hash),
-				name = coalesce($3, u.name), updated_at = now()
+				name = coalesce($3, u.name), activated_at = `+activatedNow+`, updated_at = now()
 			WHERE u.id = $1 RETURNING `+userColumns, userID, in.PasswordHash, in.Name), &user); err != nil {
 			return fmt.Errorf("activate user: %w", err)
 		}
@@ -247,11 +295,13 @@ func (s *Store) Activate(ctx context.Context, userID string, in ActivateInput) (
 	return user, expires, err
 }
 
-// DeclineActivation declines all of inactive user userID's pending invitations through
-// their link: the pending memberships go, the user stays inactive. Emits
-// invitation_declined and member_removed per invitation. Returns domain.ErrTokenInvalid
-// when the user is active or has no pending invitation.
-func (s *Store) DeclineActivation(ctx context.Context, userID string) (domain.User, error) {
+// DeclineActivation declines all of inactive user link.UserID's pending invitations
+// through a link checked for link: the pending memberships go, the user stays inactive.
+// Emits invitation_declined and member_removed per invitation. Returns
+// domain.ErrTokenInvalid when the user is active or has no pending invitation, and when
+// the user's address changed or the user was activated since the link was checked.
+func (s *Store) DeclineActivation(ctx context.Context, link token.Recipient) (domain.User, error) {
+	userID := link.UserID
 	u, _, err := s.FindActivation(ctx, userID)
 	if err != nil {
 		return u, err
@@ -272,6 +322,9 @@ func (s *Store) DeclineActivation(ctx context.Context, userID string) (domain.Us
 			}
 		}
 		if err := lockOrgsTx(ctx, c.tx, ids); err != nil {
+			return err
+		}
+		if err := lockRecipientTx(ctx, c.tx, link, &u); err != nil {
 			return err
 		}
 		actor := domain.Actor{UserID: userID}

@@ -12,6 +12,7 @@ import (
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/postgres"
 	"github.com/orgs-dev/orgs/internal/postgres/postgrestest"
+	"github.com/orgs-dev/orgs/internal/token"
 )
 
 type testBundle struct {
@@ -126,16 +127,119 @@ func TestSignUpActivate(t *testing.T) {
 	if err != nil || len(orgs) != 1 {
 		t.Fatalf("find activation: %v %v", orgs, err)
 	}
+	link, err := b.store.FindActivationRecipient(b.ctx, u.ID)
+	if err != nil || link.Email != "Bob@example.com" || !link.ActivatedAt.IsZero() {
+		t.Fatalf("find activation recipient: got %+v, %v; want Bob@example.com, never activated", link, err)
+	}
 	hash := "x"
-	u2, _, err := b.store.Activate(b.ctx, u.ID, postgres.ActivateInput{PasswordHash: &hash, SessionHash: []byte("0123456789")})
+	u2, _, err := b.store.Activate(b.ctx, link, postgres.ActivateInput{PasswordHash: &hash, SessionHash: []byte("0123456789")})
 	if err != nil || !u2.IsActive {
 		t.Fatalf("activate: %+v %v", u2, err)
 	}
-	if _, _, err := b.store.Activate(b.ctx, u.ID, postgres.ActivateInput{SessionHash: []byte("abc")}); !errors.Is(err, domain.ErrTokenInvalid) {
+	if _, _, err := b.store.Activate(b.ctx, link, postgres.ActivateInput{SessionHash: []byte("abc")}); !errors.Is(err, domain.ErrTokenInvalid) {
 		t.Fatalf("second activation: got %v, want ErrTokenInvalid", err)
 	}
 	if _, _, err := b.store.SignUp(b.ctx, postgres.SignUpInput{Email: "bob@EXAMPLE.com", OrganizationName: "x"}); !errors.Is(err, domain.ErrEmailTaken) {
 		t.Fatalf("sign-up of active email: got %v, want ErrEmailTaken", err)
+	}
+}
+
+// TestActivationRecipient checks what activation links are bound to: every activation
+// (by link or by the customer's upsert) moves activated_at forward, a deactivation keeps
+// it, and the store refuses an activation or a decline for a recipient that is no longer
+// the user's (another address, or activated since).
+func TestActivationRecipient(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "owner@example.com")
+	org, err := b.store.CreateOrganization(b.ctx, domain.Actor{UserID: owner.ID}, postgres.CreateOrganizationInput{Name: "Links"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.store.FindActivationRecipient(b.ctx, owner.ID); err != nil || r.ActivatedAt.IsZero() {
+		t.Fatalf("a user created active: got %+v, %v; want an activation time", r, err)
+	}
+	for _, id := range []string{"not-a-uuid", "0190b7a4-8f7e-7c4e-9d7e-3f1d2c3b4a59"} {
+		if _, err := b.store.FindActivationRecipient(b.ctx, id); !errors.Is(err, domain.ErrTokenInvalid) {
+			t.Errorf("unknown user %q: got %v, want ErrTokenInvalid", id, err)
+		}
+	}
+	invite := func(email string) {
+		t.Helper()
+		if _, err := b.store.AddMember(b.ctx, domain.Actor{UserID: owner.ID}, org.ID, postgres.AddMemberInput{Email: email}); err != nil {
+			t.Fatalf("invite %s: %v", email, err)
+		}
+	}
+	upsert := func(in postgres.UpsertUserInput) domain.User {
+		t.Helper()
+		u, _, err := b.store.UpsertUser(b.ctx, domain.Actor{Service: "test"}, in)
+		if err != nil {
+			t.Fatalf("upsert %+v: %v", in, err)
+		}
+		return u
+	}
+	recipient := func(id string) token.Recipient {
+		t.Helper()
+		r, err := b.store.FindActivationRecipient(b.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	active, inactive := true, false
+
+	// Activated by link, deactivated, invited again: the first link's recipient is gone.
+	invite("dora@example.com")
+	dora := upsert(postgres.UpsertUserInput{Email: "dora@example.com"})
+	first := recipient(dora.ID)
+	if _, _, err := b.store.Activate(b.ctx, first, postgres.ActivateInput{SessionHash: []byte("s1")}); err != nil {
+		t.Fatal(err)
+	}
+	activated := recipient(dora.ID)
+	if activated.ActivatedAt.IsZero() {
+		t.Fatal("activation did not record its time")
+	}
+	upsert(postgres.UpsertUserInput{Email: "dora@example.com", IsActive: &inactive})
+	if got := recipient(dora.ID); !got.ActivatedAt.Equal(activated.ActivatedAt) {
+		t.Errorf("deactivation moved activated_at: got %v, want %v", got.ActivatedAt, activated.ActivatedAt)
+	}
+	if err := b.store.RemoveMember(b.ctx, domain.Actor{UserID: owner.ID}, org.ID, dora.ID); err != nil {
+		t.Fatal(err)
+	}
+	invite("dora@example.com")
+	if _, _, err := b.store.Activate(b.ctx, first, postgres.ActivateInput{SessionHash: []byte("s2")}); !errors.Is(err, domain.ErrTokenInvalid) {
+		t.Fatalf("activation for the recipient before the first activation: got %v, want ErrTokenInvalid", err)
+	}
+	if _, err := b.store.DeclineActivation(b.ctx, first); !errors.Is(err, domain.ErrTokenInvalid) {
+		t.Fatalf("decline for the recipient before the first activation: got %v, want ErrTokenInvalid", err)
+	}
+	// The customer reactivates her: a new activation time, so links made after the first
+	// activation die too.
+	upsert(postgres.UpsertUserInput{Email: "dora@example.com", IsActive: &active})
+	if got := recipient(dora.ID); !got.ActivatedAt.After(activated.ActivatedAt) {
+		t.Errorf("reactivation by upsert: activated_at %v, want after %v", got.ActivatedAt, activated.ActivatedAt)
+	}
+
+	// The address changes by external_id: the recipient at the former address is gone.
+	ext := "crm-42"
+	upsert(postgres.UpsertUserInput{Email: "eve@example.com", ExternalID: &ext})
+	invite("eve@example.com")
+	eve := upsert(postgres.UpsertUserInput{Email: "eve@example.com", ExternalID: &ext})
+	former := recipient(eve.ID)
+	upsert(postgres.UpsertUserInput{Email: "eve@new.example.com", ExternalID: &ext})
+	if got := recipient(eve.ID); got.Email != "eve@new.example.com" {
+		t.Errorf("recipient after the change: got %q, want eve@new.example.com", got.Email)
+	}
+	if _, err := b.store.DeclineActivation(b.ctx, former); !errors.Is(err, domain.ErrTokenInvalid) {
+		t.Fatalf("decline for the former address: got %v, want ErrTokenInvalid", err)
+	}
+	if _, _, err := b.store.Activate(b.ctx, former, postgres.ActivateInput{SessionHash: []byte("s3")}); !errors.Is(err, domain.ErrTokenInvalid) {
+		t.Fatalf("activation for the former address: got %v, want ErrTokenInvalid", err)
+	}
+	current := recipient(eve.ID)
+	current.Email = "EVE@new.example.com" // addresses compare case-insensitively
+	if _, _, err := b.store.Activate(b.ctx, current, postgres.ActivateInput{SessionHash: []byte("s4")}); err != nil {
+		t.Fatalf("activation for the current address: %v", err)
 	}
 }
 

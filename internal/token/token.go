@@ -1,11 +1,14 @@
 // Package token makes and checks the secrets that orgs hands out: signed activation links
 // and random session tokens.
 //
-// An activation token is stateless: it carries its own expiry and an HMAC-SHA256 over the
-// user id and that expiry, so it cannot be guessed, moved to another user or extended. It
-// does not know whether it was already used or whether its user still has something to
-// join: the store decides that (a link dies when the user is activated or has declined, or
-// when nothing is left pending for them), and so makes links single-use.
+// An activation token is stateless: it carries its own expiry and an HMAC-SHA256 over its
+// Recipient (the user id, the address the link was sent to and the user's last
+// activation) and that expiry, so it cannot be guessed, moved to another user or
+// address, extended, or used again once its user was activated: the activation moves the
+// user's activation time, and a link made before it no longer verifies, even after the
+// user is deactivated. Whether its user still has something to join is for the store to
+// decide (a link also dies when the user has declined, or when nothing is left pending
+// for them).
 //
 // A session token is 256 random bits; only its SHA-256 hash is stored, so a leaked
 // database does not leak working sessions.
@@ -17,6 +20,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -25,8 +29,9 @@ import (
 	"github.com/orgs-dev/orgs/internal/domain"
 )
 
-// activationDomain separates activation MACs from any other use of the same keys.
-const activationDomain = "orgs/activation/v1\x00"
+// activationDomain separates activation MACs from any other use of the same keys. v1
+// signed only the user id and the expiry; its tokens no longer verify.
+const activationDomain = "orgs/activation/v2\x00"
 
 // maxActivationLen bounds what VerifyActivation looks at: 13 base36 digits (any int64), a
 // dot and 43 base64url characters fit with room to spare.
@@ -58,20 +63,30 @@ func NewSigner(keys []string) (*Signer, error) {
 	return s, nil
 }
 
-// Activation returns an activation token for userID that is valid until expires (to the
-// second): "<expiry unix seconds in base36>.<base64url HMAC-SHA256>". It is URL-safe and
-// fits in one path segment.
-func (s *Signer) Activation(userID string, expires time.Time) string {
-	exp := strconv.FormatInt(expires.Unix(), 36)
-	return exp + "." + b64.EncodeToString(activationMAC(s.keys[0], userID, exp))
+// Recipient is what an activation link is bound to: its user, the address it was sent to
+// (compared case-insensitively) and when the user was last activated (the zero time until
+// the first activation). A token made for one Recipient verifies for no other, so a link
+// dies when its user's address changes or its user is activated.
+type Recipient struct {
+	UserID      string
+	Email       string
+	ActivatedAt time.Time // to the microsecond, as Postgres keeps it
 }
 
-// VerifyActivation checks that token was made by Activation for userID with one of the
+// Activation returns an activation token for r that is valid until expires (to the
+// second): "<expiry unix seconds in base36>.<base64url HMAC-SHA256>". It is URL-safe and
+// fits in one path segment; it does not contain the address.
+func (s *Signer) Activation(r Recipient, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 36)
+	return exp + "." + b64.EncodeToString(activationMAC(s.keys[0], r, exp))
+}
+
+// VerifyActivation checks that token was made by Activation for r with one of the
 // Signer's keys and has not expired at now, and returns its expiry. It returns
-// domain.ErrTokenInvalid if the token is malformed, forged (another user, an unknown key,
-// a tampered expiry or MAC) or expired. Whether the link was already used is for the
-// caller (the store) to check.
-func (s *Signer) VerifyActivation(userID, token string, now time.Time) (time.Time, error) {
+// domain.ErrTokenInvalid if the token is malformed, forged (another user, address or
+// activation time, an unknown key, a tampered expiry or MAC) or expired. Whether the
+// user still has something to join is for the caller (the store) to check.
+func (s *Signer) VerifyActivation(r Recipient, token string, now time.Time) (time.Time, error) {
 	if len(token) > maxActivationLen {
 		return time.Time{}, domain.ErrTokenInvalid
 	}
@@ -96,7 +111,7 @@ func (s *Signer) VerifyActivation(userID, token string, now time.Time) (time.Tim
 	// key matched.
 	valid := 0
 	for _, k := range s.keys {
-		if hmac.Equal(mac, activationMAC(k, userID, exp)) {
+		if hmac.Equal(mac, activationMAC(k, r, exp)) {
 			valid = 1
 		}
 	}
@@ -110,12 +125,19 @@ func (s *Signer) VerifyActivation(userID, token string, now time.Time) (time.Tim
 	return expires, nil
 }
 
-func activationMAC(key []byte, userID, exp string) []byte {
+// activationMAC is the HMAC of r and exp under key. Each field is length-prefixed, so no
+// two different inputs share a MAC input.
+func activationMAC(key []byte, r Recipient, exp string) []byte {
+	activated := ""
+	if !r.ActivatedAt.IsZero() {
+		activated = strconv.FormatInt(r.ActivatedAt.UnixMicro(), 36)
+	}
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(activationDomain))
-	h.Write([]byte(userID))
-	h.Write([]byte{0})
-	h.Write([]byte(exp))
+	for _, f := range []string{r.UserID, strings.ToLower(r.Email), activated, exp} {
+		h.Write(binary.AppendUvarint(nil, uint64(len(f))))
+		h.Write([]byte(f))
+	}
 	return h.Sum(nil)
 }
 
