@@ -236,6 +236,18 @@ func TestActivationRecipient(t *testing.T) {
 	if _, _, err := b.store.Activate(b.ctx, former, postgres.ActivateInput{SessionHash: []byte("s3")}); !errors.Is(err, domain.ErrTokenInvalid) {
 		t.Fatalf("activation for the former address: got %v, want ErrTokenInvalid", err)
 	}
+	// Her pending invitation moved with her: the former address is free to be invited as
+	// someone else.
+	invs, err := b.store.FindInvitations(b.ctx, domain.Actor{UserID: owner.ID}, org.ID, postgres.InvitationFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inv := range invs.Items {
+		if inv.UserID == eve.ID && inv.Status == domain.StatusPending && inv.Email != "eve@new.example.com" {
+			t.Errorf("pending invitation of the moved user: email %q, want eve@new.example.com", inv.Email)
+		}
+	}
+	invite("eve@example.com")
 	current := recipient(eve.ID)
 	current.Email = "EVE@new.example.com" // addresses compare case-insensitively
 	if _, _, err := b.store.Activate(b.ctx, current, postgres.ActivateInput{SessionHash: []byte("s4")}); err != nil {

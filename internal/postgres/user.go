@@ -131,7 +131,7 @@ func (s *Store) UpsertUser(ctx context.Context, actor domain.Actor, in UpsertUse
 				return domain.ErrEmailTaken
 			}
 		}
-		wasActive := u.IsActive
+		wasActive, formerEmail := u.IsActive, u.Email
 		err = scanUser(c.tx.QueryRow(ctx, `
 			UPDATE users AS u SET
 				email = $2,
@@ -144,6 +144,13 @@ func (s *Store) UpsertUser(ctx context.Context, actor domain.Actor, in UpsertUse
 			RETURNING `+userColumns, u.ID, in.Email, in.Name, in.ExternalID, in.IsActive), &u)
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
+		}
+		// Pending invitations follow the user to the new address: reminders go there, and
+		// the former address can be invited as someone else.
+		if !strings.EqualFold(formerEmail, u.Email) {
+			if _, err := c.tx.Exec(ctx, `UPDATE invitations SET email = $2 WHERE user_id = $1 AND status = 'pending'`, u.ID, u.Email); err != nil {
+				return translate(fmt.Errorf("move invitations to the new address: %w", err))
+			}
 		}
 		if !wasActive && u.IsActive {
 			c.emit(domain.Event{Type: domain.UserActivated, Subject: u.ID, Data: map[string]any{
