@@ -188,9 +188,22 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	switch c.Env {
 	case "dev":
 		if len(c.SecretKeys) == 0 {
-			// The development key is public: only for a system nobody else can reach.
-			if !loopback(c.PublicURL) {
-				errs = append(errs, errors.New("ORGS_SECRET_KEY: required when ORGS_PUBLIC_URL is not a loopback address (the development key is public)"))
+			// The development key is public: only for a system nobody else can reach,
+			// neither where it listens nor where its links lead.
+			var reachable []string
+			if !loopbackAddr(c.HTTPAddr) {
+				reachable = append(reachable, "ORGS_HTTP_ADDR")
+			}
+			for _, u := range []struct{ name, url string }{
+				{"ORGS_PUBLIC_URL", c.PublicURL}, {"ORGS_ACTIVATION_URL", c.ActivationURL}, {"ORGS_ACCEPT_URL", c.AcceptURL},
+			} {
+				if !loopback(u.url) {
+					reachable = append(reachable, u.name)
+				}
+			}
+			if len(reachable) > 0 {
+				errs = append(errs, fmt.Errorf("ORGS_SECRET_KEY: required, because %s can be reached from elsewhere and the development key is public (it is used only when ORGS_HTTP_ADDR, ORGS_PUBLIC_URL, ORGS_ACTIVATION_URL and ORGS_ACCEPT_URL are all loopback)",
+					strings.Join(reachable, ", ")))
 			}
 			c.SecretKeys = []string{DevSecretKey}
 		}
@@ -241,8 +254,18 @@ func loopback(rawURL string) bool {
 	if err != nil {
 		return false
 	}
-	host := u.Hostname()
-	if host == "localhost" {
+	return loopbackHost(u.Hostname())
+}
+
+// loopbackAddr reports whether listen address addr (host:port) listens on loopback only;
+// an empty host (":8080") listens everywhere.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && loopbackHost(host)
+}
+
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

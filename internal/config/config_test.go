@@ -138,3 +138,50 @@ func TestDevKeyOnlyOnLoopback(t *testing.T) {
 		t.Errorf("localhost: %v", err)
 	}
 }
+
+// TestDevKeyOnlyWhenNothingReachable is the review's finding: the public development key
+// was used whenever ORGS_PUBLIC_URL was loopback, even with the API listening on every
+// interface or links leading elsewhere, so anyone could forge activation links.
+func TestDevKeyOnlyWhenNothingReachable(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		vars      map[string]string
+		reachable string // the variable the error must name; "" if accepted
+	}{
+		"defaults":           {vars: nil},
+		"localhost":          {vars: map[string]string{"ORGS_HTTP_ADDR": "localhost:8080", "ORGS_PUBLIC_URL": "http://localhost:8080"}},
+		"ipv6 loopback":      {vars: map[string]string{"ORGS_HTTP_ADDR": "[::1]:8080", "ORGS_PUBLIC_URL": "http://[::1]:8080"}},
+		"own front end here": {vars: map[string]string{"ORGS_ACTIVATION_URL": "http://127.0.0.1:3000/activate/{user_id}/{token}", "ORGS_ACCEPT_URL": "http://localhost:3000/i/{invitation_id}"}},
+		"every interface":    {vars: map[string]string{"ORGS_HTTP_ADDR": "0.0.0.0:8080"}, reachable: "ORGS_HTTP_ADDR"},
+		"no host":            {vars: map[string]string{"ORGS_HTTP_ADDR": ":8080"}, reachable: "ORGS_HTTP_ADDR"},
+		"a public address":   {vars: map[string]string{"ORGS_HTTP_ADDR": "192.0.2.10:8080"}, reachable: "ORGS_HTTP_ADDR"},
+		"public url":         {vars: map[string]string{"ORGS_PUBLIC_URL": "https://orgs.example.com"}, reachable: "ORGS_PUBLIC_URL, ORGS_ACTIVATION_URL, ORGS_ACCEPT_URL"},
+		"the review's case": {vars: map[string]string{"ORGS_HTTP_ADDR": "0.0.0.0:8080", "ORGS_ACTIVATION_URL": "https://app.example.com/activate/{user_id}/{token}"},
+			reachable: "ORGS_HTTP_ADDR, ORGS_ACTIVATION_URL"},
+		"accept url":          {vars: map[string]string{"ORGS_ACCEPT_URL": "https://app.example.com/invitations/{invitation_id}"}, reachable: "ORGS_ACCEPT_URL"},
+		"localhost lookalike": {vars: map[string]string{"ORGS_PUBLIC_URL": "http://localhost.example.com:8080"}, reachable: "ORGS_PUBLIC_URL, ORGS_ACTIVATION_URL, ORGS_ACCEPT_URL"},
+	} {
+		c, err := config.Load(nil, env(tt.vars), "x", nil)
+		switch {
+		case tt.reachable == "" && err != nil:
+			t.Errorf("%s: %v, want accepted with the development key", name, err)
+		case tt.reachable == "" && (len(c.SecretKeys) != 1 || c.SecretKeys[0] != config.DevSecretKey):
+			t.Errorf("%s: secret keys %v, want the development key", name, c.SecretKeys)
+		case tt.reachable != "" && err == nil:
+			t.Errorf("%s: accepted without ORGS_SECRET_KEY (keys %v), want refused", name, c.SecretKeys)
+		case tt.reachable != "" && !strings.Contains(err.Error(), "ORGS_SECRET_KEY: required, because "+tt.reachable+" can be reached"):
+			t.Errorf("%s: got %q, want it to name %s", name, err, tt.reachable)
+		}
+		if tt.reachable == "" {
+			continue
+		}
+		// A real key makes the same configuration fine.
+		vars := map[string]string{"ORGS_SECRET_KEY": "a-real-secret-key"}
+		for k, v := range tt.vars {
+			vars[k] = v
+		}
+		if c, err := config.Load(nil, env(vars), "x", nil); err != nil || c.SecretKeys[0] != "a-real-secret-key" {
+			t.Errorf("%s with a key: got %v, %v", name, c.SecretKeys, err)
+		}
+	}
+}
