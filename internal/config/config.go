@@ -237,6 +237,9 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 		}
 		c.APIKeys[secret] = name
 	}
+	if c.RiverUIUser != "" && c.RiverUIPassword == "" {
+		errs = append(errs, errors.New("ORGS_RIVERUI_PASSWORD: required when ORGS_RIVERUI_USER is set (an empty password would let anyone in)"))
+	}
 	switch c.Log.Format {
 	case "json", "console":
 	default:

@@ -185,3 +185,17 @@ func TestDevKeyOnlyWhenNothingReachable(t *testing.T) {
 		}
 	}
 }
+
+// TestRiverUIUserNeedsPassword is the review's finding: a River UI user with an empty
+// password was accepted.
+func TestRiverUIUserNeedsPassword(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(nil, env(map[string]string{"ORGS_RIVERUI_USER": "ops"}), "x", nil)
+	if err == nil || !strings.Contains(err.Error(), "ORGS_RIVERUI_PASSWORD") {
+		t.Errorf("user without password: got %v, want ORGS_RIVERUI_PASSWORD refused", err)
+	}
+	c, err := config.Load(nil, env(map[string]string{"ORGS_RIVERUI_USER": "ops", "ORGS_RIVERUI_PASSWORD": "a long password"}), "x", nil)
+	if err != nil || c.RiverUIUser != "ops" || c.RiverUIPassword != "a long password" {
+		t.Errorf("user with password: got %q %q, %v", c.RiverUIUser, c.RiverUIPassword, err)
+	}
+}
