@@ -222,13 +222,18 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	}
 
 	c.APIKeys = map[string]string{}
-	for _, kv := range strings.Split(apiKeys, ",") {
+	for i, kv := range strings.Split(apiKeys, ",") {
 		if kv = strings.TrimSpace(kv); kv == "" {
 			continue
 		}
+		// An entry that is not name:secret may be a secret alone: name its position only.
 		name, secret, ok := strings.Cut(kv, ":")
-		if !ok || name == "" || secret == "" {
-			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: %q is not name:secret", name))
+		switch {
+		case !ok || name == "":
+			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: entry %d is not name:secret", i+1))
+			continue
+		case secret == "":
+			errs = append(errs, fmt.Errorf("ORGS_API_KEYS: entry %d (%q) has no secret", i+1, name))
 			continue
 		}
 		if c.Env == "production" && len(secret) < 16 {
@@ -236,6 +241,9 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 			continue
 		}
 		c.APIKeys[secret] = name
+	}
+	if c.RiverUIUser != "" && c.RiverUIPassword == "" {
+		errs = append(errs, errors.New("ORGS_RIVERUI_PASSWORD: required when ORGS_RIVERUI_USER is set (an empty password would let anyone in)"))
 	}
 	if c.RiverUIUser != "" && c.RiverUIPassword == "" {
 		errs = append(errs, errors.New("ORGS_RIVERUI_PASSWORD: required when ORGS_RIVERUI_USER is set (an empty password would let anyone in)"))

@@ -199,3 +199,25 @@ func TestRiverUIUserNeedsPassword(t *testing.T) {
 		t.Errorf("user with password: got %q %q, %v", c.RiverUIUser, c.RiverUIPassword, err)
 	}
 }
+
+// TestAPIKeyErrorsHideSecrets is the review's finding: a malformed ORGS_API_KEYS entry
+// (a secret without its name, say) was printed in the error.
+func TestAPIKeyErrorsHideSecrets(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		keys, want, secret string
+	}{
+		{"billing:first-secret-value, lone-secret-value", "entry 2 is not name:secret", "lone-secret-value"},
+		{":nameless-secret-value", "entry 1 is not name:secret", "nameless-secret-value"},
+		{"billing:first-secret-value,,search:", `entry 3 ("search") has no secret`, "first-secret-value"},
+	} {
+		_, err := config.Load(nil, env(map[string]string{"ORGS_API_KEYS": tt.keys}), "x", nil)
+		if err == nil || !strings.Contains(err.Error(), "ORGS_API_KEYS: "+tt.want) {
+			t.Errorf("%q: got %v, want %q", tt.keys, err, tt.want)
+			continue
+		}
+		if strings.Contains(err.Error(), tt.secret) {
+			t.Errorf("%q: the error shows a secret: %v", tt.keys, err)
+		}
+	}
+}
