@@ -87,15 +87,21 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 		fs.StringVar(p, flagName, "", help+" ("+envName+"; not shown)")
 		secrets = append(secrets, pending{p, flagName, envName, def})
 	}
+	// secretURL is secret for URLs that may hold credentials: -h shows the value with
+	// its passwords and tokens redacted.
+	secretURL := func(p *string, flagName, envName, def, help string) {
+		fs.StringVar(p, flagName, "", fmt.Sprintf("%s (%s) (default %q)", help, envName, RedactURLs(env(envName, def))))
+		secrets = append(secrets, pending{p, flagName, envName, def})
+	}
 	var (
 		secretKeys, apiKeys, schedule                                         string
 		invitationTTL, sessionTTL, sweep, rescue, relayPoll, shutdown, maxAge string
 		maxConns, mailWorkers, replicas, anonRate                             string
 	)
 	str(&c.Env, "env", "ORGS_ENV", "dev", "environment: dev or production")
-	secret(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
+	secretURL(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
 	str(&maxConns, "database-max-conns", "ORGS_DATABASE_MAX_CONNS", "20", "maximum Postgres connections in the pool")
-	str(&c.NATSURL, "nats-url", "ORGS_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated")
+	secretURL(&c.NATSURL, "nats-url", "ORGS_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated")
 	str(&replicas, "nats-replicas", "ORGS_NATS_REPLICAS", "1", "replicas of the ORGS_EVENTS stream")
 	str(&maxAge, "events-max-age", "ORGS_EVENTS_MAX_AGE", "168h", "how long events are kept in the stream and for replay")
 	str(&c.HTTPAddr, "http-addr", "ORGS_HTTP_ADDR", "127.0.0.1:8080", "API listen address")
@@ -105,7 +111,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str(&c.AcceptURL, "accept-url", "ORGS_ACCEPT_URL", "", "invitation link template for active users, with {invitation_id} (default {ORGS_PUBLIC_URL}/v1/me/invitations)")
 	secret(&secretKeys, "secret-key", "ORGS_SECRET_KEY", "", "token keys, comma separated: the first signs, all verify (required outside dev)")
 	secret(&apiKeys, "api-keys", "ORGS_API_KEYS", "", "service API keys, name:secret,...")
-	secret(&c.MailURL, "mail-url", "ORGS_MAIL_URL", "log:", "smtp://user:pass@host:port, smtps://..., file:///dir or log:")
+	secretURL(&c.MailURL, "mail-url", "ORGS_MAIL_URL", "log:", "smtp://user:pass@host:port, smtps://..., file:///dir or log:")
 	str(&c.MailFrom, "mail-from", "ORGS_MAIL_FROM", "orgs <no-reply@localhost>", "From address")
 	str(&c.SiteName, "site-name", "ORGS_SITE_NAME", "orgs", "product name shown in emails and pages")
 	str(&c.ActivationSuccessURL, "activation-success-url", "ORGS_ACTIVATION_SUCCESS_URL", "", "where the activation page sends the person afterwards (empty: a success page)")
@@ -245,9 +251,6 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	if c.RiverUIUser != "" && c.RiverUIPassword == "" {
 		errs = append(errs, errors.New("ORGS_RIVERUI_PASSWORD: required when ORGS_RIVERUI_USER is set (an empty password would let anyone in)"))
 	}
-	if c.RiverUIUser != "" && c.RiverUIPassword == "" {
-		errs = append(errs, errors.New("ORGS_RIVERUI_PASSWORD: required when ORGS_RIVERUI_USER is set (an empty password would let anyone in)"))
-	}
 	switch c.Log.Format {
 	case "json", "console":
 	default:
@@ -281,4 +284,54 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// redacted replaces a secret in a URL shown to people.
+const redacted = "xxxxx"
+
+// RedactURLs returns urls (one URL or a comma-separated list) fit to be shown or logged:
+// passwords in the userinfo, a NATS token (a userinfo without password) and query
+// parameters that name a password, token, secret or key are redacted. A value that does
+// not parse as a URL with a scheme (a Postgres keyword/value string, say) is not shown.
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		parts[i] = redactURL(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		// host:port alone holds nothing secret; anything else (key=value strings) may.
+		if !strings.ContainsAny(raw, "@=?") {
+			return raw
+		}
+		return "(not shown)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), redacted)
+		} else if strings.HasPrefix(u.Scheme, "nats") || u.Scheme == "tls" || strings.HasPrefix(u.Scheme, "ws") {
+			u.User = url.User(redacted) // nats://<token>@host
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			lk := strings.ToLower(k)
+			for _, w := range []string{"pass", "token", "secret", "key", "auth", "cred"} {
+				if strings.Contains(lk, w) {
+					q[k] = []string{redacted}
+					break
+				}
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }

@@ -221,3 +221,50 @@ func TestAPIKeyErrorsHideSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpRedactsURLs is the review's finding: -h printed ORGS_NATS_URL with its
+// credentials. The URLs are shown, their secrets are not.
+func TestHelpRedactsURLs(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, err := config.Load([]string{"-h"}, env(map[string]string{
+		"ORGS_NATS_URL":     "nats://natsuser:natspassword@nats-1:4222,nats://natstoken@nats-2:4222",
+		"ORGS_DATABASE_URL": "postgres://orgs:dbpassword@db:5432/orgs?sslmode=require&password=querypassword",
+		"ORGS_MAIL_URL":     "smtps://mailer:mailpassword@smtp.example.com:465",
+	}), "x", &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v, want flag.ErrHelp", err)
+	}
+	for _, s := range []string{"natspassword", "natstoken", "dbpassword", "querypassword", "mailpassword"} {
+		if strings.Contains(out.String(), s) {
+			t.Errorf("-h shows %q:\n%s", s, out.String())
+		}
+	}
+	for _, s := range []string{"nats://natsuser:xxxxx@nats-1:4222,nats://xxxxx@nats-2:4222", "postgres://orgs:xxxxx@db:5432/orgs?", "smtps://mailer:xxxxx@smtp.example.com:465"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("-h does not show %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://a:4222, nats://b:4222", "nats://a:4222,nats://b:4222"},
+		{"nats://s3cret@a:4222", "nats://xxxxx@a:4222"},
+		{"tls://u:p@a:4222", "tls://u:xxxxx@a:4222"},
+		{"127.0.0.1:4222", "127.0.0.1:4222"},
+		{"postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable"},
+		{"postgres://u@h/db?password=p&sslmode=disable", "postgres://u@h/db?password=xxxxx&sslmode=disable"},
+		{"host=db user=orgs password=p", "(not shown)"},
+		{"smtp://u:p@h:25?starttls=true", "smtp://u:xxxxx@h:25?starttls=true"},
+		{"log:", "log:"},
+		{"file:///var/mail", "file:///var/mail"},
+	} {
+		if got := config.RedactURLs(tt.in); got != tt.want {
+			t.Errorf("RedactURLs(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
