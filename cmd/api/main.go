@@ -98,9 +98,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	ready := func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
-			return fmt.Errorf("postgres: %w", err)
+			return telemetry.Unready("postgres", err)
 		}
-		return events.Ready(nc)
+		return telemetry.Unready("nats", events.Ready(nc))
 	}
 	riverUI, err := newRiverUI(pool, logger)
 	if err != nil {

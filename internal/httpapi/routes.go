@@ -35,7 +35,8 @@ type Config struct {
 	// Sealer encrypts the responses kept for Idempotency-Key replays (NewSealer); nil
 	// keeps them in the clear.
 	Sealer *Sealer
-	// Ready reports whether Postgres and NATS are reachable (GET /readyz).
+	// Ready reports whether Postgres and NATS are reachable (GET /readyz); a
+	// telemetry.DependencyError names the one that is down.
 	Ready func(context.Context) error
 	// RiverUI, if set, is mounted under /riverui behind a service key or HTTP basic auth
 	// (RiverUIUser and RiverUIPassword).
@@ -115,7 +116,9 @@ func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, si
 	mux.Handle("POST /signup", limitPage(pages.signupSubmit()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/signup", http.StatusFound))
 
-	ops := telemetry.OpsHandler(nil, cfg.Ready)
+	// Anyone can reach this port: /readyz names the dependency that is down, the log has
+	// the detail.
+	ops := telemetry.OpsHandler(nil, telemetry.PublicReady(cfg.Ready, logger))
 	mux.Handle("GET /healthz", ops)
 	mux.Handle("GET /readyz", ops)
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,51 @@ func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error) htt
 		writeText(w, http.StatusOK, "ok")
 	})
 	return mux
+}
+
+// DependencyError is a readiness failure of one dependency.
+type DependencyError struct {
+	Dependency string // postgres, nats
+	Err        error
+}
+
+func (e *DependencyError) Error() string {
+	if msg := e.Err.Error(); strings.HasPrefix(msg, e.Dependency+":") {
+		return msg
+	}
+	return e.Dependency + ": " + e.Err.Error()
+}
+
+func (e *DependencyError) Unwrap() error { return e.Err }
+
+// Unready returns nil if err is nil, else err as a readiness failure of dependency.
+func Unready(dependency string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &DependencyError{Dependency: dependency, Err: err}
+}
+
+// PublicReady wraps ready for a /readyz that anyone may call (the API's own port): its
+// error says only which dependency is down ("postgres", from a DependencyError), never
+// the driver's text (addresses, user names), which goes to logger instead.
+func PublicReady(ready func(context.Context) error, logger zerolog.Logger) func(context.Context) error {
+	if ready == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		var de *DependencyError
+		if !errors.As(err, &de) {
+			logger.Warn().Err(err).Msg("not ready")
+			return errors.New("not ready")
+		}
+		logger.Warn().Err(de.Err).Str("dependency", de.Dependency).Msg("not ready")
+		return errors.New("not ready: " + de.Dependency)
+	}
 }
 
 func writeText(w http.ResponseWriter, status int, text string) {

@@ -153,3 +153,38 @@ func TestOpsHandlerReady(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicReady is the review's finding: /readyz on the API's public port returned the
+// driver's error text. The public answer names the dependency only; the log has the rest.
+func TestPublicReady(t *testing.T) {
+	t.Parallel()
+	driver := errors.New(`failed to connect to user=orgs database=orgs: 10.1.2.3:5432 (db.internal): dial error`)
+	for _, tt := range []struct {
+		err      error
+		want     string
+		wantCode int
+	}{
+		{nil, "ok\n", 200},
+		{Unready("postgres", driver), "not ready: postgres\n", 503},
+		{Unready("nats", errors.New("nats: not connected (RECONNECTING) to nats://10.1.2.4:4222")), "not ready: nats\n", 503},
+		{driver, "not ready\n", 503},
+	} {
+		var logs bytes.Buffer
+		h := OpsHandler(nil, PublicReady(func(context.Context) error { return tt.err }, zerolog.New(&logs)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != tt.wantCode || rec.Body.String() != tt.want {
+			t.Errorf("%v: got %d %q, want %d %q", tt.err, rec.Code, rec.Body.String(), tt.wantCode, tt.want)
+		}
+		if tt.err != nil && !strings.Contains(logs.String(), "10.1.2.") {
+			t.Errorf("%v: the log lacks the detail: %s", tt.err, logs.String())
+		}
+	}
+	// The ops port keeps the detail, without a doubled prefix.
+	rec := httptest.NewRecorder()
+	OpsHandler(nil, func(context.Context) error { return Unready("nats", errors.New("nats: not connected")) }).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if got := rec.Body.String(); got != "nats: not connected\n" {
+		t.Errorf("ops /readyz: got %q, want %q", got, "nats: not connected\n")
+	}
+}
