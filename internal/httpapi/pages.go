@@ -32,7 +32,25 @@ func newPages(store Store, signer tokenSigner, cfg Config) *pages {
 	return &pages{h: &handlers{store: store, signer: signer, cfg: cfg}}
 }
 
-const csrfCookie = "orgs_csrf"
+// csrfCookieHTTPS and csrfCookieHTTP name the CSRF cookie. Over https it carries the
+// __Host- prefix, so the browser keeps it only as Secure, for Path=/ and without Domain:
+// neither a sibling subdomain nor a plain-http page can plant or overwrite it. Over plain
+// http (development on loopback) the prefix cannot be met everywhere: Chromium and
+// Firefox take Secure cookies from http://localhost, Safari does not.
+const (
+	csrfCookieHTTPS = "__Host-orgs_csrf"
+	csrfCookieHTTP  = "orgs_csrf"
+)
+
+// csrfCookie returns the CSRF cookie's name for r and whether it is Secure: the pages are
+// on https when ORGS_PUBLIC_URL is (behind a proxy that ends TLS, too) or r came over
+// TLS.
+func (p *pages) csrfCookie(r *http.Request) (name string, secure bool) {
+	if r.TLS != nil || strings.HasPrefix(strings.ToLower(p.h.cfg.PublicURL), "https://") {
+		return csrfCookieHTTPS, true
+	}
+	return csrfCookieHTTP, false
+}
 
 // pageData is what every page template sees.
 type pageData struct {
@@ -61,23 +79,24 @@ func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, name 
 }
 
 // csrfToken returns the request's CSRF token, setting a new cookie when there is none.
-func csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+func (p *pages) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	name, secure := p.csrfCookie(r)
+	if c, err := r.Cookie(name); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	tok := base64.RawURLEncoding.EncodeToString(b[:])
 	http.SetCookie(w, &http.Cookie{
-		Name: csrfCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
+		Name: name, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,
 	})
 	return tok
 }
 
 // checkCSRF reports whether a form post carries the cookie's token.
-func checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
+func (p *pages) checkCSRF(r *http.Request) bool {
+	name, _ := p.csrfCookie(r)
+	c, err := r.Cookie(name)
 	if err != nil || c.Value == "" {
 		return false
 	}
@@ -103,7 +122,7 @@ func (p *pages) activateForm() http.Handler {
 			return
 		}
 		p.render(w, r, http.StatusOK, "activate.html", pageData{
-			Title: "Set your password", CSRF: csrfToken(w, r), User: u, Organizations: orgs,
+			Title: "Set your password", CSRF: p.csrfToken(w, r), User: u, Organizations: orgs,
 			Form: map[string]string{"name": u.Name},
 		})
 	})
@@ -112,7 +131,7 @@ func (p *pages) activateForm() http.Handler {
 func (p *pages) activateSubmit() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		userID, tok := r.PathValue("user_id"), r.PathValue("token")
-		if err := parseForm(w, r); err != nil || !checkCSRF(r) {
+		if err := parseForm(w, r); err != nil || !p.checkCSRF(r) {
 			p.render(w, r, http.StatusForbidden, "error.html", pageData{Title: "Please try again",
 				Error: "Your form expired or came from elsewhere. Open the link from your email again."})
 			return
@@ -157,7 +176,7 @@ func (p *pages) reshowActivate(w http.ResponseWriter, r *http.Request, userID st
 		return
 	}
 	p.render(w, r, http.StatusUnprocessableEntity, "activate.html", pageData{
-		Title: "Set your password", CSRF: csrfToken(w, r), User: u, Organizations: orgs, Form: form, FieldErrors: fields,
+		Title: "Set your password", CSRF: p.csrfToken(w, r), User: u, Organizations: orgs, Form: form, FieldErrors: fields,
 	})
 }
 
@@ -174,13 +193,13 @@ func (p *pages) renderError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (p *pages) signupForm() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.render(w, r, http.StatusOK, "signup.html", pageData{Title: "Sign up", CSRF: csrfToken(w, r)})
+		p.render(w, r, http.StatusOK, "signup.html", pageData{Title: "Sign up", CSRF: p.csrfToken(w, r)})
 	})
 }
 
 func (p *pages) signupSubmit() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := parseForm(w, r); err != nil || !checkCSRF(r) {
+		if err := parseForm(w, r); err != nil || !p.checkCSRF(r) {
 			p.render(w, r, http.StatusForbidden, "error.html", pageData{Title: "Please try again",
 				Error: "Your form expired or came from elsewhere. Please fill it in again."})
 			return
@@ -199,14 +218,14 @@ func (p *pages) signupSubmit() http.Handler {
 			for _, pr := range ve.Problems {
 				fields[strings.TrimPrefix(pr.Location, "body.")] = pr.Message
 			}
-			p.render(w, r, http.StatusUnprocessableEntity, "signup.html", pageData{Title: "Sign up", CSRF: csrfToken(w, r), Form: form, FieldErrors: fields})
+			p.render(w, r, http.StatusUnprocessableEntity, "signup.html", pageData{Title: "Sign up", CSRF: p.csrfToken(w, r), Form: form, FieldErrors: fields})
 			return
 		case errors.Is(err, domain.ErrEmailTaken):
-			p.render(w, r, http.StatusConflict, "signup.html", pageData{Title: "Sign up", CSRF: csrfToken(w, r), Form: form,
+			p.render(w, r, http.StatusConflict, "signup.html", pageData{Title: "Sign up", CSRF: p.csrfToken(w, r), Form: form,
 				FieldErrors: map[string]string{"email": "An account with this email exists already. Log in instead."}})
 			return
 		case errors.Is(err, domain.ErrSlugTaken):
-			p.render(w, r, http.StatusConflict, "signup.html", pageData{Title: "Sign up", CSRF: csrfToken(w, r), Form: form,
+			p.render(w, r, http.StatusConflict, "signup.html", pageData{Title: "Sign up", CSRF: p.csrfToken(w, r), Form: form,
 				FieldErrors: map[string]string{"organization_name": "This name is taken; try another."}})
 			return
 		case err != nil:
