@@ -130,7 +130,7 @@ func observe(logger zerolog.Logger, metrics *telemetry.HTTPMetrics, next http.Ha
 			}
 			l.WithLevel(level).
 				Str("route", route).
-				Str("path", loggablePath(route, r.URL.Path)).
+				Str("path", loggablePath(r.URL.Path)).
 				Int("status", status).
 				Int64("bytes", sw.bytes).
 				Dur("duration", elapsed).
@@ -231,17 +231,35 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// loggablePath is the request path for the access log, with the activation token of the
-// activation routes replaced: tokens never go to a log.
-func loggablePath(route, path string) string {
-	if !strings.Contains(route, "{token}") {
-		return path
-	}
+// loggablePath is the request path for the access log, with the activation token of an
+// activation path replaced: tokens never go to a log. It goes by the path's shape, not by
+// the route that answered, since many answers come before routing or without it (a 401
+// from auth, an idempotency replay, a 404 or 405, a panic): after a segment "activate" or
+// "activation" (in any case) and the user id that follows it, every segment is replaced
+// but a final "decline". Empty segments are skipped, as the mux's path cleaning would.
+func loggablePath(path string) string {
 	parts := strings.Split(path, "/")
-	for i, p := range strings.Split(strings.TrimPrefix(route, route[:strings.IndexByte(route, '/')]), "/") {
-		if p == "{token}" && i < len(parts) {
-			parts[i] = "REDACTED"
+	at := -1  // the index of the activate/activation segment
+	seen := 0 // non-empty segments after it
+	redacted := false
+	for i, p := range parts {
+		if p == "" {
+			continue
 		}
+		if at < 0 {
+			if strings.EqualFold(p, "activate") || strings.EqualFold(p, "activation") {
+				at = i
+			}
+			continue
+		}
+		seen++
+		if seen == 1 || (i == len(parts)-1 && seen > 2 && p == "decline") {
+			continue // the user id; the decline action
+		}
+		parts[i], redacted = "REDACTED", true
+	}
+	if !redacted {
+		return path
 	}
 	return strings.Join(parts, "/")
 }
