@@ -46,3 +46,41 @@ func TestReadyzHidesDriverErrors(t *testing.T) {
 		t.Errorf("the log lacks the driver's error:\n%s", logs.String())
 	}
 }
+
+// TestRiverUIRefusesEmptyPassword checks the River UI's basic auth: the operator's
+// credentials and a service key get in, nothing else does, and a user configured
+// without a password lets nobody in by basic auth.
+func TestRiverUIRefusesEmptyPassword(t *testing.T) {
+	t.Parallel()
+	store := postgres.NewStore(postgrestest.New(t), postgres.StoreConfig{})
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "river ui") })
+	for _, tt := range []struct {
+		password   string
+		user, pass string
+		bearer     string
+		wantStatus int
+	}{
+		{password: "operator password", user: "ops", pass: "operator password", wantStatus: 200},
+		{password: "operator password", user: "ops", pass: "", wantStatus: 401},
+		{password: "operator password", bearer: serviceKey, wantStatus: 200},
+		{password: "", user: "ops", pass: "", wantStatus: 401},
+		{password: "", bearer: serviceKey, wantStatus: 200},
+	} {
+		h := httpapi.NewServer(zerolog.Nop(), prometheus.NewRegistry(), store, nil, httpapi.Config{
+			Version: "test", PublicURL: "http://orgs.test", APIKeys: map[string]string{serviceKey: "test"},
+			RiverUI: ui, RiverUIUser: "ops", RiverUIPassword: tt.password,
+		})
+		req := httptest.NewRequest("GET", "/riverui/", nil)
+		if tt.user != "" {
+			req.SetBasicAuth(tt.user, tt.pass)
+		}
+		if tt.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.bearer)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.wantStatus {
+			t.Errorf("configured password %q, basic %q:%q, bearer %v: got %d, want %d", tt.password, tt.user, tt.pass, tt.bearer != "", rec.Code, tt.wantStatus)
+		}
+	}
+}

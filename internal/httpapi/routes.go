@@ -172,7 +172,9 @@ func operatorOnly(cfg Config, next http.Handler) http.Handler {
 				return
 			}
 		}
-		if cfg.RiverUIUser != "" {
+		// Basic auth only with a password: an empty one would let anyone in who knows the
+		// user name (config refuses it too).
+		if cfg.RiverUIUser != "" && cfg.RiverUIPassword != "" {
 			u, p, ok := r.BasicAuth()
 			if ok && token.EqualConstantTime(u, cfg.RiverUIUser) && token.EqualConstantTime(p, cfg.RiverUIPassword) {
 				next.ServeHTTP(w, r)
