@@ -97,3 +97,25 @@ func TestLinkToFormerAddressDies(t *testing.T) {
 	want(t, b.req(t, service(), "POST", "/v1/users", map[string]any{"email": current, "external_id": "crm-7"}), http.StatusOK, "")
 	want(t, b.req(t, anonymous, "POST", fresh, map[string]any{"password": "a good password"}), http.StatusOK, "")
 }
+
+// TestDeclinedLinkDies: declining through the link kills it, also for a user whose own
+// organization (from sign-up) still waits for activation; a re-send gives a new link.
+func TestDeclinedLinkDies(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	email := freshEmail("decliner")
+	want(t, b.req(t, anonymous, "POST", "/v1/signup", map[string]any{"email": email, "name": "Dee", "organization_name": "Dee's"}), http.StatusAccepted, "")
+	owner := b.newUser(freshEmail("owner"))
+	org := b.newOrg(owner, "Inviting Club")
+	link, userID := b.linkFor(t, org.ID, email)
+
+	r := b.req(t, anonymous, "POST", link+"/decline", nil)
+	want(t, r, http.StatusOK, "")
+	b.wantDead(t, link)
+	if n := b.count(t, `SELECT count(*) FROM memberships WHERE user_id = $1 AND organization_id = $2`, userID, org.ID); n != 0 {
+		t.Errorf("memberships in the declined organization: %d, want 0", n)
+	}
+	// A new link (as POST /v1/activation/resend sends) activates the sign-up.
+	fresh := "/v1/activation/" + userID + "/" + b.activationToken(t, userID)
+	want(t, b.req(t, anonymous, "POST", fresh, map[string]any{"password": "a good password"}), http.StatusOK, "")
+}

@@ -119,7 +119,7 @@ func (s *Store) FindActivationRecipient(ctx context.Context, userID string) (tok
 		return r, domain.ErrTokenInvalid
 	}
 	var activated *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT email, activated_at FROM users WHERE id = $1`, userID).Scan(&r.Email, &activated)
+	err := s.pool.QueryRow(ctx, `SELECT email, links_reset_at FROM users WHERE id = $1`, userID).Scan(&r.Email, &activated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, domain.ErrTokenInvalid
 	}
@@ -127,7 +127,7 @@ func (s *Store) FindActivationRecipient(ctx context.Context, userID string) (tok
 		return r, fmt.Errorf("find activation recipient %s: %w", userID, err)
 	}
 	if activated != nil {
-		r.ActivatedAt = *activated
+		r.LinksResetAt = *activated
 	}
 	return r, nil
 }
@@ -137,7 +137,7 @@ func (s *Store) FindActivationRecipient(ctx context.Context, userID string) (tok
 // since the link was checked (a user deactivated after an activation is not).
 func lockRecipientTx(ctx context.Context, tx pgx.Tx, link token.Recipient, u *domain.User) error {
 	var activated *time.Time
-	err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+`, u.activated_at FROM users u WHERE u.id = $1 FOR UPDATE`, link.UserID), u, &activated)
+	err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+`, u.links_reset_at FROM users u WHERE u.id = $1 FOR UPDATE`, link.UserID), u, &activated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.ErrTokenInvalid
 	}
@@ -148,7 +148,7 @@ func lockRecipientTx(ctx context.Context, tx pgx.Tx, link token.Recipient, u *do
 	if activated != nil {
 		at = *activated
 	}
-	if u.IsActive || strings.ToLower(u.Email) != strings.ToLower(link.Email) || !at.Equal(link.ActivatedAt) {
+	if u.IsActive || strings.ToLower(u.Email) != strings.ToLower(link.Email) || !at.Equal(link.LinksResetAt) {
 		return domain.ErrTokenInvalid
 	}
 	return nil
@@ -253,7 +253,7 @@ func (s *Store) Activate(ctx context.Context, link token.Recipient, in ActivateI
 
 		if err := scanUser(c.tx.QueryRow(ctx, `
 			UPDATE users AS u SET is_active = true, password_hash = coalesce($2, u.password_hash),
-				name = coalesce($3, u.name), activated_at = `+activatedNow+`, updated_at = now()
+				name = coalesce($3, u.name), links_reset_at = `+linksResetNow+`, updated_at = now()
 			WHERE u.id = $1 RETURNING `+userColumns, userID, in.PasswordHash, in.Name), &user); err != nil {
 			return fmt.Errorf("activate user: %w", err)
 		}
@@ -328,6 +328,11 @@ func (s *Store) DeclineActivation(ctx context.Context, link token.Recipient) (do
 			return err
 		}
 		actor := domain.Actor{UserID: userID}
+		// The link dies with its use (a sign-up's own organization still waiting
+		// for activation gets a new link by POST /v1/activation/resend).
+		if _, err := c.tx.Exec(ctx, `UPDATE users u SET links_reset_at = `+linksResetNow+` WHERE id = $1`, userID); err != nil {
+			return fmt.Errorf("reset links: %w", err)
+		}
 		for i := range invs {
 			var status domain.InvitationStatus
 			if err := c.tx.QueryRow(ctx, `SELECT status FROM invitations WHERE id = $1 FOR UPDATE`, invs[i].ID).Scan(&status); err != nil {

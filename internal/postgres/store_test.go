@@ -128,7 +128,7 @@ func TestSignUpActivate(t *testing.T) {
 		t.Fatalf("find activation: %v %v", orgs, err)
 	}
 	link, err := b.store.FindActivationRecipient(b.ctx, u.ID)
-	if err != nil || link.Email != "Bob@example.com" || !link.ActivatedAt.IsZero() {
+	if err != nil || link.Email != "Bob@example.com" || !link.LinksResetAt.IsZero() {
 		t.Fatalf("find activation recipient: got %+v, %v; want Bob@example.com, never activated", link, err)
 	}
 	hash := "x"
@@ -145,7 +145,7 @@ func TestSignUpActivate(t *testing.T) {
 }
 
 // TestActivationRecipient checks what activation links are bound to: every activation
-// (by link or by the customer's upsert) moves activated_at forward, a deactivation keeps
+// (by link or by the customer's upsert) moves links_reset_at forward, a deactivation keeps
 // it, and the store refuses an activation or a decline for a recipient that is no longer
 // the user's (another address, or activated since).
 func TestActivationRecipient(t *testing.T) {
@@ -156,7 +156,7 @@ func TestActivationRecipient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := b.store.FindActivationRecipient(b.ctx, owner.ID); err != nil || r.ActivatedAt.IsZero() {
+	if r, err := b.store.FindActivationRecipient(b.ctx, owner.ID); err != nil || r.LinksResetAt.IsZero() {
 		t.Fatalf("a user created active: got %+v, %v; want an activation time", r, err)
 	}
 	for _, id := range []string{"not-a-uuid", "0190b7a4-8f7e-7c4e-9d7e-3f1d2c3b4a59"} {
@@ -196,12 +196,12 @@ func TestActivationRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	activated := recipient(dora.ID)
-	if activated.ActivatedAt.IsZero() {
+	if activated.LinksResetAt.IsZero() {
 		t.Fatal("activation did not record its time")
 	}
 	upsert(postgres.UpsertUserInput{Email: "dora@example.com", IsActive: &inactive})
-	if got := recipient(dora.ID); !got.ActivatedAt.Equal(activated.ActivatedAt) {
-		t.Errorf("deactivation moved activated_at: got %v, want %v", got.ActivatedAt, activated.ActivatedAt)
+	if got := recipient(dora.ID); !got.LinksResetAt.Equal(activated.LinksResetAt) {
+		t.Errorf("deactivation moved links_reset_at: got %v, want %v", got.LinksResetAt, activated.LinksResetAt)
 	}
 	if err := b.store.RemoveMember(b.ctx, domain.Actor{UserID: owner.ID}, org.ID, dora.ID); err != nil {
 		t.Fatal(err)
@@ -216,8 +216,8 @@ func TestActivationRecipient(t *testing.T) {
 	// The customer reactivates her: a new activation time, so links made after the first
 	// activation die too.
 	upsert(postgres.UpsertUserInput{Email: "dora@example.com", IsActive: &active})
-	if got := recipient(dora.ID); !got.ActivatedAt.After(activated.ActivatedAt) {
-		t.Errorf("reactivation by upsert: activated_at %v, want after %v", got.ActivatedAt, activated.ActivatedAt)
+	if got := recipient(dora.ID); !got.LinksResetAt.After(activated.LinksResetAt) {
+		t.Errorf("reactivation by upsert: links_reset_at %v, want after %v", got.LinksResetAt, activated.LinksResetAt)
 	}
 
 	// The address changes by external_id: the recipient at the former address is gone.

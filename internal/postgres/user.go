@@ -13,9 +13,10 @@ import (
 
 const userColumns = `u.id, u.email, u.name, u.is_active, u.external_id, u.created_at`
 
-// activatedNow is the users.activated_at of an activation: the current time, and always
-// later than the last one, so that it differs from what any earlier link was made for.
-const activatedNow = `greatest(clock_timestamp(), u.activated_at + interval '1 microsecond')`
+// linksResetNow is the users.links_reset_at of an activation or a decline by link: the
+// current time, and always later than the last one, so that it differs from what any
+// earlier link was made for.
+const linksResetNow = `greatest(clock_timestamp(), u.links_reset_at + interval '1 microsecond')`
 
 func scanUser(row interface{ Scan(...any) error }, u *domain.User, extra ...any) error {
 	return row.Scan(append([]any{&u.ID, &u.Email, &u.Name, &u.IsActive, &u.ExternalID, &u.CreatedAt}, extra...)...)
@@ -110,7 +111,7 @@ func (s *Store) UpsertUser(ctx context.Context, actor domain.Actor, in UpsertUse
 			}
 			active := in.IsActive != nil && *in.IsActive
 			err = scanUser(c.tx.QueryRow(ctx, `
-				INSERT INTO users AS u (id, email, name, is_active, external_id, activated_at)
+				INSERT INTO users AS u (id, email, name, is_active, external_id, links_reset_at)
 				VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 THEN clock_timestamp() END)
 				ON CONFLICT ((lower(email))) DO NOTHING
 				RETURNING `+userColumns, newID(), in.Email, name, active, in.ExternalID), &u)
@@ -138,7 +139,7 @@ func (s *Store) UpsertUser(ctx context.Context, actor domain.Actor, in UpsertUse
 				name = coalesce($3, u.name),
 				external_id = coalesce($4, u.external_id),
 				is_active = coalesce($5, u.is_active),
-				activated_at = CASE WHEN NOT u.is_active AND coalesce($5, u.is_active) THEN `+activatedNow+` ELSE u.activated_at END,
+				links_reset_at = CASE WHEN NOT u.is_active AND coalesce($5, u.is_active) THEN `+linksResetNow+` ELSE u.links_reset_at END,
 				updated_at = now()
 			WHERE u.id = $1
 			RETURNING `+userColumns, u.ID, in.Email, in.Name, in.ExternalID, in.IsActive), &u)

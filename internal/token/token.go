@@ -64,13 +64,14 @@ func NewSigner(keys []string) (*Signer, error) {
 }
 
 // Recipient is what an activation link is bound to: its user, the address it was sent to
-// (compared case-insensitively) and when the user was last activated (the zero time until
-// the first activation). A token made for one Recipient verifies for no other, so a link
-// dies when its user's address changes or its user is activated.
+// (compared case-insensitively) and when the user's links were last reset (on every
+// activation and on a decline by link; the zero time until then). A token made for one
+// Recipient verifies for no other, so a link dies when its user's address changes, its
+// user is activated, or it was used to decline.
 type Recipient struct {
-	UserID      string
-	Email       string
-	ActivatedAt time.Time // to the microsecond, as Postgres keeps it
+	UserID       string
+	Email        string
+	LinksResetAt time.Time // to the microsecond, as Postgres keeps it
 }
 
 // Activation returns an activation token for r that is valid until expires (to the
@@ -128,13 +129,13 @@ func (s *Signer) VerifyActivation(r Recipient, token string, now time.Time) (tim
 // activationMAC is the HMAC of r and exp under key. Each field is length-prefixed, so no
 // two different inputs share a MAC input.
 func activationMAC(key []byte, r Recipient, exp string) []byte {
-	activated := ""
-	if !r.ActivatedAt.IsZero() {
-		activated = strconv.FormatInt(r.ActivatedAt.UnixMicro(), 36)
+	reset := ""
+	if !r.LinksResetAt.IsZero() {
+		reset = strconv.FormatInt(r.LinksResetAt.UnixMicro(), 36)
 	}
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(activationDomain))
-	for _, f := range []string{r.UserID, strings.ToLower(r.Email), activated, exp} {
+	for _, f := range []string{r.UserID, strings.ToLower(r.Email), reset, exp} {
 		h.Write(binary.AppendUvarint(nil, uint64(len(f))))
 		h.Write([]byte(f))
 	}

@@ -111,7 +111,7 @@ func TestActivationBinding(t *testing.T) {
 	}
 
 	activated := rcpt
-	activated.ActivatedAt = time.Date(2025, 3, 1, 11, 0, 0, 123456000, time.UTC)
+	activated.LinksResetAt = time.Date(2025, 3, 1, 11, 0, 0, 123456000, time.UTC)
 	if _, err := s.VerifyActivation(activated, tok, now); !errors.Is(err, domain.ErrTokenInvalid) {
 		t.Errorf("after the user was activated: got %v, want domain.ErrTokenInvalid", err)
 	}
@@ -121,16 +121,16 @@ func TestActivationBinding(t *testing.T) {
 	if _, err := s.VerifyActivation(activated, again, now); err != nil {
 		t.Errorf("a link made after the activation: %v", err)
 	}
-	for _, at := range []time.Time{{}, activated.ActivatedAt.Add(time.Microsecond), activated.ActivatedAt.Add(time.Hour)} {
+	for _, at := range []time.Time{{}, activated.LinksResetAt.Add(time.Microsecond), activated.LinksResetAt.Add(time.Hour)} {
 		r := activated
-		r.ActivatedAt = at
+		r.LinksResetAt = at
 		if _, err := s.VerifyActivation(r, again, now); !errors.Is(err, domain.ErrTokenInvalid) {
-			t.Errorf("activated at %v, link made for %v: got %v, want domain.ErrTokenInvalid", at, activated.ActivatedAt, err)
+			t.Errorf("activated at %v, link made for %v: got %v, want domain.ErrTokenInvalid", at, activated.LinksResetAt, err)
 		}
 	}
 	// The time zone of the activation time does not matter.
 	inParis := activated
-	inParis.ActivatedAt = activated.ActivatedAt.In(time.FixedZone("CET", 3600))
+	inParis.LinksResetAt = activated.LinksResetAt.In(time.FixedZone("CET", 3600))
 	if _, err := s.VerifyActivation(inParis, again, now); err != nil {
 		t.Errorf("the same activation time in another zone: %v", err)
 	}
@@ -170,7 +170,7 @@ func TestActivationRejects(t *testing.T) {
 		{"empty user id", other(func(r *token.Recipient) { r.UserID = "" }), tok, now},
 		{"another address", other(func(r *token.Recipient) { r.Email = "ada@example.net" }), tok, now},
 		{"empty address", other(func(r *token.Recipient) { r.Email = "" }), tok, now},
-		{"activated since", other(func(r *token.Recipient) { r.ActivatedAt = now }), tok, now},
+		{"activated since", other(func(r *token.Recipient) { r.LinksResetAt = now }), tok, now},
 		{"user id and address run together", token.Recipient{UserID: userID + "ada.lovelace@", Email: "example.com"}, tok, now},
 		{"tampered mac first", rcpt, exp + "." + flip(mac, 0), now},
 		{"tampered mac last", rcpt, exp + "." + flip(mac, len(mac)-2), now},
