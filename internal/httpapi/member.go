@@ -182,25 +182,25 @@ func (h *handlers) addMembers(ctx context.Context, in *addMembersInput) (*addMem
 		})
 		index = append(index, i)
 	}
-	if len(items) > 0 {
-		results, err := h.store.AddMembers(ctx, actor, in.OrgID, items)
+	// The store checks the caller's permission even when no item is left: an outsider
+	// gets 404 and a member without the right 403, never the items' problems.
+	results, err := h.store.AddMembers(ctx, actor, in.OrgID, items)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range results {
+		res := &out.Body.Results[index[j]]
+		if r.Err != nil {
+			res.Status = "failed"
+			res.Error = problemFor(ctx, r.Err)
+			continue
+		}
+		res.Status = r.Status
+		b, err := h.memberBody(ctx, r.AddMemberResult, true)
 		if err != nil {
 			return nil, err
 		}
-		for j, r := range results {
-			res := &out.Body.Results[index[j]]
-			if r.Err != nil {
-				res.Status = "failed"
-				res.Error = problemFor(ctx, r.Err)
-				continue
-			}
-			res.Status = r.Status
-			b, err := h.memberBody(ctx, r.AddMemberResult, true)
-			if err != nil {
-				return nil, err
-			}
-			res.Member = &b
-		}
+		res.Member = &b
 	}
 	return out, nil
 }
