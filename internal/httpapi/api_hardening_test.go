@@ -49,3 +49,28 @@ func TestAPIBulkChecksPermissionFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestAPITransferOwnershipInvalidUserID: a user_id that is not a UUID is a field error
+// (422 validation_failed at body.user_id), not a 409 not_a_member.
+func TestAPITransferOwnershipInvalidUserID(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	owner := b.newUser(freshEmail("owner"))
+	org := b.newOrg(owner, "Owner Input")
+	path := "/v1/organizations/" + org.ID + "/owner"
+	for _, id := range []string{"not-a-uuid", "12345", "0000000000000000000000000000000000g0", "{00000000-0000-4000-8000-000000000000}"} {
+		r := b.req(t, owner.caller, "PUT", path, map[string]any{"user_id": id})
+		want(t, r, http.StatusUnprocessableEntity, "validation_failed")
+		var p struct {
+			Errors []struct {
+				Location string `json:"location"`
+			} `json:"errors"`
+		}
+		r.decode(t, &p)
+		if len(p.Errors) != 1 || p.Errors[0].Location != "body.user_id" {
+			t.Errorf("user_id %q: got errors %s, want one at body.user_id", id, r.body)
+		}
+	}
+	// A well-formed id of nobody in the organization stays 409 not_a_member.
+	want(t, b.req(t, owner.caller, "PUT", path, map[string]any{"user_id": "00000000-0000-4000-8000-000000000000"}), http.StatusConflict, "not_a_member")
+}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/orgs-dev/orgs/internal/domain"
 	"github.com/orgs-dev/orgs/internal/postgres"
 )
@@ -251,7 +253,7 @@ func (h *handlers) deleteOrganization(ctx context.Context, in *orgPath) (*struct
 type transferOwnershipInput struct {
 	OrgID string `path:"org_id"`
 	Body  struct {
-		UserID string `json:"user_id" maxLength:"36" doc:"An active member, who becomes owner and admin"`
+		UserID string `json:"user_id" maxLength:"36" format:"uuid" doc:"An active member, who becomes owner and admin"`
 	}
 }
 
@@ -259,6 +261,12 @@ func (h *handlers) transferOwnership(ctx context.Context, in *transferOwnershipI
 	actor, err := requireActor(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// A malformed id is the caller's mistake, not an unknown member (409 not_a_member).
+	if _, err := uuid.Parse(in.Body.UserID); err != nil || len(in.Body.UserID) != 36 {
+		var v domain.Validator
+		v.Add("body.user_id", "must be a user id (a UUID)")
+		return nil, v.Err()
 	}
 	org, err := h.store.TransferOwnership(ctx, actor, in.OrgID, in.Body.UserID)
 	if err != nil {
