@@ -2,7 +2,10 @@ package httpapi_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/orgs-dev/orgs/internal/domain"
 )
 
 // Regression tests for the findings of issue 8's review that concern the HTTP contract.
@@ -73,4 +76,47 @@ func TestAPITransferOwnershipInvalidUserID(t *testing.T) {
 	}
 	// A well-formed id of nobody in the organization stays 409 not_a_member.
 	want(t, b.req(t, owner.caller, "PUT", path, map[string]any{"user_id": "00000000-0000-4000-8000-000000000000"}), http.StatusConflict, "not_a_member")
+}
+
+// TestAPIMetadataStoredSize: metadata within 16 KiB as sent but larger once stored
+// (invalid UTF-8 becomes U+FFFD, three bytes each; an exponent becomes digits) is refused
+// for organizations and members, and what is accepted is at most 16 KiB as returned.
+func TestAPIMetadataStoredSize(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	owner := b.newUser(freshEmail("owner"))
+	org := b.newOrg(owner, "Metadata Size")
+	o := "/v1/organizations/" + org.ID
+	invalidUTF8 := `{"a":"` + strings.Repeat("\xff", domain.MaxMetadataBytes-10) + `"}`
+	exponents := `{"a":[1e300` + strings.Repeat(",1e300", 60) + `]}` // 61 numbers of 301 digits
+	for _, meta := range []string{invalidUTF8, exponents} {
+		for _, tc := range []struct{ method, path, body string }{
+			{"POST", "/v1/organizations", `{"name":"Big","metadata":` + meta + `}`},
+			{"PATCH", o, `{"metadata":` + meta + `}`},
+			{"POST", o + "/members", `{"email":"` + freshEmail("big") + `","metadata":` + meta + `}`},
+			{"PATCH", o + "/members/" + owner.ID, `{"metadata":` + meta + `}`},
+		} {
+			r := b.req(t, owner.caller, tc.method, tc.path, tc.body)
+			want(t, r, http.StatusUnprocessableEntity, "validation_failed")
+		}
+		r := b.req(t, owner.caller, "POST", o+"/members:bulk", `{"members":[{"email":"`+freshEmail("big")+`","metadata":`+meta+`}]}`)
+		want(t, r, http.StatusOK, "")
+		if !strings.Contains(string(r.body), `"status":"failed"`) || !strings.Contains(string(r.body), "body.members[0].metadata") {
+			t.Errorf("bulk: got %s, want the item failed at body.members[0].metadata", r.body)
+		}
+	}
+
+	// A little invalid UTF-8 is normalized and stored; the stored form is what counts.
+	meta := `{"a":"` + strings.Repeat("\xff", domain.MaxMetadataBytes/3-10) + `"}`
+	r := b.req(t, owner.caller, "PATCH", o, `{"metadata":`+meta+`}`)
+	want(t, r, http.StatusOK, "")
+	var got domain.Organization
+	r.decode(t, &got)
+	var stored int
+	if err := b.pool.QueryRow(b.ctx, `SELECT octet_length(metadata::text) FROM organizations WHERE id = $1`, org.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored > domain.MaxMetadataBytes || len(got.Metadata) > domain.MaxMetadataBytes {
+		t.Errorf("stored %d bytes, returned %d, want at most %d", stored, len(got.Metadata), domain.MaxMetadataBytes)
+	}
 }

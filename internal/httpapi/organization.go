@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -12,9 +13,14 @@ import (
 	"github.com/orgs-dev/orgs/internal/postgres"
 )
 
-// checkMetadata records a problem at loc unless raw is a JSON object of at most 16 KiB
-// whose keys and strings can be stored (no NUL), and returns it normalized: escapes that
-// Postgres' jsonb refuses (a lone surrogate like \ud800) become U+FFFD.
+// maxMetadataInput bounds the metadata a request may send, before decoding: room for
+// the whitespace of a pretty-printed document that is within domain.MaxMetadataBytes once
+// stored.
+const maxMetadataInput = 4 * domain.MaxMetadataBytes
+
+// checkMetadata records a problem at loc unless raw is a JSON object whose keys and
+// strings can be stored (no NUL) and that is at most 16 KiB once stored (storedJSONSize:
+// invalid UTF-8 becomes U+FFFD, 1e1000 a thousand digits), and returns it normalized.
 func checkMetadata(v *domain.Validator, loc string, raw json.RawMessage) json.RawMessage {
 	if raw == nil {
 		return nil
@@ -23,7 +29,7 @@ func checkMetadata(v *domain.Validator, loc string, raw json.RawMessage) json.Ra
 		v.Add(loc, "must be a JSON object")
 		return nil
 	}
-	if len(raw) > domain.MaxMetadataBytes {
+	if len(raw) > maxMetadataInput {
 		v.Add(loc, "must be at most 16 KiB")
 		return nil
 	}
@@ -36,6 +42,10 @@ func checkMetadata(v *domain.Validator, loc string, raw json.RawMessage) json.Ra
 	}
 	if !storableJSON(doc) || lonelySurrogate(raw) {
 		v.Add(loc, "must not contain NUL characters or unpaired surrogates")
+		return nil
+	}
+	if storedJSONSize(doc, domain.MaxMetadataBytes) > domain.MaxMetadataBytes {
+		v.Add(loc, "must be at most 16 KiB once stored")
 		return nil
 	}
 	var buf bytes.Buffer
@@ -67,6 +77,101 @@ func storableJSON(doc any) bool {
 		}
 	}
 	return true
+}
+
+// storedJSONSize returns the length of doc (decoded with UseNumber) as Postgres prints
+// it back from a jsonb column, which is what the API returns: ", " and ": " between
+// members and elements, strings escaped as Postgres' escape_json does, numbers as numeric
+// prints them (1.50e1 is 15.0, 1e3 is 1000). It stops counting once the size passes
+// limit, so that a hostile number (1e99999) costs nothing; the result is then above limit
+// but not exact.
+func storedJSONSize(doc any, limit int) int {
+	n := 0
+	var walk func(x any)
+	walk = func(x any) {
+		if n > limit {
+			return
+		}
+		switch d := x.(type) {
+		case nil:
+			n += len("null")
+		case bool:
+			if d {
+				n += len("true")
+			} else {
+				n += len("false")
+			}
+		case json.Number:
+			n += numericSize(string(d), limit)
+		case string:
+			n += quotedSize(d)
+		case []any:
+			n += len("[]") + max(0, len(d)-1)*len(", ")
+			for _, e := range d {
+				walk(e)
+			}
+		case map[string]any:
+			n += len("{}") + max(0, len(d)-1)*len(", ")
+			for k, e := range d {
+				n += quotedSize(k) + len(": ")
+				walk(e)
+			}
+		default:
+			n += limit + 1 // not a type json.Decoder produces
+		}
+	}
+	walk(doc)
+	return n
+}
+
+// quotedSize is the length of s quoted by Postgres' escape_json: the quotes, two bytes for
+// a quote, a backslash, \b, \f, \n, \r and \t, six (\u00XX) for the other control characters.
+func quotedSize(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"', c == '\\', c == '\b', c == '\f', c == '\n', c == '\r', c == '\t':
+			n += 2
+		case c < 0x20:
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// numericSize is the length of the JSON number lit as Postgres' numeric prints it: no
+// exponent, the integer digits without leading zeros (at least "0"), and as many
+// decimals as lit's fraction has digits minus its exponent. A size above limit is
+// returned as limit+1.
+func numericSize(lit string, limit int) int {
+	neg := strings.HasPrefix(lit, "-")
+	lit = strings.TrimPrefix(lit, "-")
+	mant, exp := lit, 0
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		mant = lit[:i]
+		e, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil || e > limit || e < -limit {
+			return limit + 1
+		}
+		exp = e
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(intPart+frac, "0")
+	point := len(intPart) + exp - (len(intPart) + len(frac) - len(digits)) // decimal point, counted in digits
+	scale := max(0, len(frac)-exp)
+	n := 1
+	if digits != "" && point > 1 {
+		n = point
+	}
+	if digits != "" && neg {
+		n++ // -0 prints as 0
+	}
+	if scale > 0 {
+		n += 1 + scale
+	}
+	return min(n, limit+1)
 }
 
 // lonelySurrogate reports whether raw JSON holds a \uD800-\uDFFF escape that is not a
