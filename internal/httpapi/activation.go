@@ -21,13 +21,6 @@ type signupBody struct {
 	OrganizationSlug *string `json:"organization_slug,omitempty" maxLength:"100"`
 }
 
-type signupOutput struct {
-	Body struct {
-		User         domain.User         `json:"user"`
-		Organization domain.Organization `json:"organization"`
-	}
-}
-
 // validate checks a sign-up's fields; the JSON API and the sign-up page share it.
 func (b signupBody) validate() error {
 	var v domain.Validator
@@ -48,9 +41,7 @@ func (h *handlers) signup(ctx context.Context, in *signupInput) (*signupOutput, 
 	if err != nil {
 		return nil, err
 	}
-	out := &signupOutput{}
-	out.Body.User, out.Body.Organization = u, org
-	return out, nil
+	return signupAnswer(ctx, in.Body, u, org), nil
 }
 
 type resendInput struct {

@@ -1,7 +1,10 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,5 +121,81 @@ func TestAPIMetadataStoredSize(t *testing.T) {
 	}
 	if stored > domain.MaxMetadataBytes || len(got.Metadata) > domain.MaxMetadataBytes {
 		t.Errorf("stored %d bytes, returned %d, want at most %d", stored, len(got.Metadata), domain.MaxMetadataBytes)
+	}
+}
+
+// userIDByEmail reads the id of the user with email from the database: a sign-up's
+// answer to an anonymous caller does not say it.
+func (b *apiBundle) userIDByEmail(t testing.TB, email string) string {
+	t.Helper()
+	var id string
+	if err := b.pool.QueryRow(b.ctx, `SELECT id FROM users WHERE lower(email) = lower($1)`, email).Scan(&id); err != nil {
+		t.Fatalf("user %s: %v", email, err)
+	}
+	return id
+}
+
+// TestAPISignupRevealsNoInvitedUser: an anonymous sign-up with the address of an invited
+// (inactive) user reuses that user, but its answer holds nothing of them (id, the name the
+// admin gave, the stored spelling of the email, external_id) and has the fields of
+// the answer for an address nobody knew; a service key sees everything.
+func TestAPISignupRevealsNoInvitedUser(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	owner := b.newUser(freshEmail("owner"))
+	org := b.newOrg(owner, "Inviting")
+	r := b.req(t, service(), "POST", "/v1/users", map[string]any{"email": "Invited.Person@example.com", "name": "Name The Admin Gave", "external_id": "crm-4711"})
+	want(t, r, http.StatusCreated, "")
+	var invited domain.User
+	r.decode(t, &invited)
+	b.addMember(owner.caller, org.ID, invited.Email, false)
+
+	keys := func(t *testing.T, body []byte) map[string][]string {
+		t.Helper()
+		var v map[string]map[string]any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]string{}
+		for part, fields := range v {
+			for k := range fields {
+				out[part] = append(out[part], k)
+			}
+			slices.Sort(out[part])
+		}
+		return out
+	}
+
+	r = b.req(t, anonymous, "POST", "/v1/signup", map[string]any{"email": "invited.person@EXAMPLE.com", "name": "Mallory", "organization_name": "Mallory Co"})
+	want(t, r, http.StatusAccepted, "")
+	for _, secret := range []string{invited.ID, "Name The Admin Gave", "Invited.Person", "crm-4711"} {
+		if strings.Contains(string(r.body), secret) {
+			t.Errorf("anonymous sign-up answer %s reveals %q of the invited user", r.body, secret)
+		}
+	}
+	var su struct {
+		User         domain.User         `json:"user"`
+		Organization domain.Organization `json:"organization"`
+	}
+	r.decode(t, &su)
+	if su.User.Email != "invited.person@EXAMPLE.com" || su.User.Name != "Mallory" || su.User.IsActive || su.Organization.Name != "Mallory Co" {
+		t.Errorf("anonymous sign-up: got %s, want what was sent and the new organization", r.body)
+	}
+	if got := b.userIDByEmail(t, invited.Email); got != invited.ID {
+		t.Fatalf("the sign-up made user %s, want the invited user %s reused", got, invited.ID)
+	}
+
+	fresh := b.req(t, anonymous, "POST", "/v1/signup", map[string]any{"email": freshEmail("fresh"), "name": "Fresh", "organization_name": "Fresh Co"})
+	want(t, fresh, http.StatusAccepted, "")
+	if got, wantKeys := keys(t, r.body), keys(t, fresh.body); !reflect.DeepEqual(got, wantKeys) {
+		t.Errorf("fields for an invited address %v, for a new one %v: want the same", got, wantKeys)
+	}
+
+	email := freshEmail("svc")
+	r = b.req(t, service(), "POST", "/v1/signup", map[string]any{"email": email, "name": "By Service", "organization_name": "Service Co"})
+	want(t, r, http.StatusAccepted, "")
+	r.decode(t, &su)
+	if id := b.userIDByEmail(t, email); su.User.ID != id || su.Organization.OwnerID != id || su.User.CreatedAt.IsZero() {
+		t.Errorf("service key sign-up: got %s, want the user's id %s, owner_id and created_at", r.body, id)
 	}
 }

@@ -106,7 +106,7 @@ func (b *apiBundle) signupActivated(t *testing.T, email, password, orgName strin
 		Organization domain.Organization `json:"organization"`
 	}
 	r.decode(t, &su)
-	return b.activate(t, su.User.ID, password), su.Organization
+	return b.activate(t, b.userIDByEmail(t, email), password), su.Organization
 }
 
 // activationToken returns a valid activation token for user userID, as the emails have

@@ -490,11 +490,8 @@ func TestAPIActivationJSON(t *testing.T) {
 	b := setupAPI(t)
 	r := b.req(t, anonymous, "POST", "/v1/signup", map[string]any{"email": "act@example.com", "name": "Act", "organization_name": "Act Org"})
 	want(t, r, http.StatusAccepted, "")
-	var su struct {
-		User domain.User `json:"user"`
-	}
-	r.decode(t, &su)
-	link := "/v1/activation/" + su.User.ID + "/" + b.activationToken(t, su.User.ID)
+	userID := b.userIDByEmail(t, "act@example.com")
+	link := "/v1/activation/" + userID + "/" + b.activationToken(t, userID)
 	want(t, b.req(t, anonymous, "GET", link, nil), http.StatusOK, "")
 	r = b.req(t, anonymous, "POST", link, map[string]any{"password": "a good password", "name": "Activated"})
 	want(t, r, http.StatusOK, "")
