@@ -28,6 +28,7 @@ import (
 	"github.com/orgs-dev/orgs/internal/config"
 	"github.com/orgs-dev/orgs/internal/events"
 	"github.com/orgs-dev/orgs/internal/httpapi"
+	"github.com/orgs-dev/orgs/internal/password"
 	"github.com/orgs-dev/orgs/internal/postgres"
 	"github.com/orgs-dev/orgs/internal/telemetry"
 	"github.com/orgs-dev/orgs/internal/token"
@@ -112,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EventSource: cfg.PublicURL, ActivationSuccessURL: cfg.ActivationSuccessURL, InvitationTTL: cfg.InvitationTTL,
 		Ready: ready, RiverUI: riverUI, RiverUIUser: cfg.RiverUIUser, RiverUIPassword: cfg.RiverUIPassword,
 		AnonymousRate: cfg.AnonymousRate, AnonymousBurst: int(2*cfg.AnonymousRate) + 1, Sealer: httpapi.NewSealer(cfg.SecretKeys...),
+		Passwords: password.NewLimiter(cfg.PasswordHashes, httpapi.DefaultPasswordWait),
 	})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

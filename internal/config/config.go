@@ -49,6 +49,7 @@ type Config struct {
 	RiverUIUser          string
 	RiverUIPassword      string
 	Log                  Log
+	PasswordHashes       int // concurrent password hashes (19 MiB each); 0: GOMAXPROCS
 }
 
 // Log configures the zerolog logger.
@@ -129,6 +130,8 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	secret(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
 	str(&c.Log.Level, "log-level", "ORGS_LOG_LEVEL", "info", "zerolog level")
 	str(&c.Log.Format, "log-format", "ORGS_LOG_FORMAT", "json", "json or console")
+	var passwordHashes string
+	str(&passwordHashes, "password-hashes", "ORGS_PASSWORD_HASHES", "0", "password hashes and checks at once (Argon2id, 19 MiB each); more wait up to 2s, then 429; 0: one per CPU (GOMAXPROCS)")
 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -160,6 +163,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 		errs = append(errs, fmt.Errorf("ORGS_ANONYMOUS_RATE: %q is not a number of at least 0", anonRate))
 	}
 	c.DatabaseMaxConns = num("ORGS_DATABASE_MAX_CONNS", maxConns, 2)
+	c.PasswordHashes = num("ORGS_PASSWORD_HASHES", passwordHashes, 0)
 	c.MailWorkers = num("ORGS_MAIL_WORKERS", mailWorkers, 1)
 	c.NATSReplicas = num("ORGS_NATS_REPLICAS", replicas, 1)
 	c.EventsMaxAge = dur("ORGS_EVENTS_MAX_AGE", maxAge, time.Minute)

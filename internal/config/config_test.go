@@ -268,3 +268,20 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestPasswordHashes(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(nil, env(nil), "x", nil)
+	if err != nil || c.PasswordHashes != 0 {
+		t.Errorf("default: got %d, %v; want 0 (GOMAXPROCS)", c.PasswordHashes, err)
+	}
+	c, err = config.Load(nil, env(map[string]string{"ORGS_PASSWORD_HASHES": "3"}), "x", nil)
+	if err != nil || c.PasswordHashes != 3 {
+		t.Errorf("ORGS_PASSWORD_HASHES=3: got %d, %v", c.PasswordHashes, err)
+	}
+	for _, v := range []string{"-1", "many"} {
+		if _, err := config.Load(nil, env(map[string]string{"ORGS_PASSWORD_HASHES": v}), "x", nil); err == nil {
+			t.Errorf("ORGS_PASSWORD_HASHES=%s: accepted", v)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/orgs-dev/orgs/internal/domain"
-	"github.com/orgs-dev/orgs/internal/password"
 	"github.com/orgs-dev/orgs/internal/postgres"
 	"github.com/orgs-dev/orgs/internal/token"
 )
@@ -142,7 +141,7 @@ func (h *handlers) activateUser(ctx context.Context, userID, tok string, pw, nam
 	}
 	var hash *string
 	if pw != nil {
-		hs, err := password.Hash(*pw)
+		hs, err := h.hashPassword(ctx, *pw)
 		if err != nil {
 			return domain.User{}, domain.Session{}, err
 		}

@@ -2,13 +2,19 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/orgs-dev/orgs/internal/domain"
+	"github.com/orgs-dev/orgs/internal/httpapi"
+	"github.com/orgs-dev/orgs/internal/password"
 )
 
 // Regression tests for the findings of issue 8's review that concern the HTTP contract.
@@ -197,5 +203,164 @@ func TestAPISignupRevealsNoInvitedUser(t *testing.T) {
 	r.decode(t, &su)
 	if id := b.userIDByEmail(t, email); su.User.ID != id || su.Organization.OwnerID != id || su.User.CreatedAt.IsZero() {
 		t.Errorf("service key sign-up: got %s, want the user's id %s, owner_id and created_at", r.body, id)
+	}
+}
+
+// passwordLoad is a set of requests that each run one password hash or check: logins
+// (right password, wrong password, unknown address) and activations through the JSON API
+// and the activation page.
+type passwordLoad struct {
+	b    *apiBundle
+	reqs []func() (res, error)
+	// expect is each request's status when it gets a slot.
+	expect []int
+}
+
+const loadPassword = "a long and good password"
+
+func newPasswordLoad(t *testing.T, b *apiBundle, orgID string, logins, activations int) *passwordLoad {
+	t.Helper()
+	l := &passwordLoad{b: b}
+	active, _ := b.signupActivated(t, freshEmail("load"), loadPassword, "Load "+freshEmail("org"))
+	for i := range logins {
+		body := map[string]any{"email": active.Email, "password": loadPassword}
+		status := http.StatusCreated
+		switch i % 3 {
+		case 1:
+			body["password"] = "a wrong password"
+			status = http.StatusUnauthorized
+		case 2:
+			body["email"] = freshEmail("nobody")
+			status = http.StatusUnauthorized
+		}
+		l.add(b.call(anonymous, "POST", "/v1/sessions", body), status)
+	}
+	for i := range activations {
+		m := b.addMember(service(), orgID, freshEmail("invitee"), false)
+		link := m.User.ID + "/" + b.signer.Activation(m.User.ID, time.Now().Add(time.Hour))
+		if i%2 == 0 {
+			l.add(b.call(anonymous, "POST", "/v1/activation/"+link, map[string]any{"password": loadPassword}), http.StatusOK)
+		} else {
+			l.add(func() (res, error) { return b.postActivationPage(link, loadPassword) }, http.StatusOK)
+		}
+	}
+	return l
+}
+
+func (l *passwordLoad) add(req func() (res, error), status int) {
+	l.reqs = append(l.reqs, req)
+	l.expect = append(l.expect, status)
+}
+
+// run sends every request at once and returns the answers in order.
+func (l *passwordLoad) run(t *testing.T) []res {
+	t.Helper()
+	out := make([]res, len(l.reqs))
+	errs := make([]error, len(l.reqs))
+	var wg sync.WaitGroup
+	for i, req := range l.reqs {
+		wg.Go(func() { out[i], errs[i] = req() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// postActivationPage submits the built-in activation page's form for link (user id and
+// token), with a CSRF cookie and its token.
+func (b *apiBundle) postActivationPage(link, pw string) (res, error) {
+	csrf := strings.Repeat("c", 43)
+	form := url.Values{"csrf_token": {csrf}, "password": {pw}, "password_confirmation": {pw}}
+	req, err := http.NewRequestWithContext(b.ctx, "POST", b.srv.URL+"/activate/"+link, strings.NewReader(form.Encode()))
+	if err != nil {
+		return res{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "orgs_csrf", Value: csrf})
+	resp, err := b.srv.Client().Do(req)
+	if err != nil {
+		return res{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return res{status: resp.StatusCode, header: resp.Header, body: body}, err
+}
+
+// TestAPIPasswordHashesBounded sends many logins and activations at once: with room for
+// two hashes at a time, every one of them is answered as it should be, each ran its one
+// hash through the bound, and never more than two ran at once.
+func TestAPIPasswordHashesBounded(t *testing.T) {
+	t.Parallel()
+	limiter := password.NewLimiter(2, time.Minute)
+	b := setupAPI(t, func(c *httpapi.Config) { c.Passwords = limiter })
+	owner := b.newUser(freshEmail("owner"))
+	org := b.newOrg(owner, "Hash Bound")
+	load := newPasswordLoad(t, b, org.ID, 24, 8)
+	before := limiter.Runs()
+
+	for i, r := range load.run(t) {
+		if r.status != load.expect[i] {
+			t.Errorf("request %d: got %d %s, want %d", i, r.status, r.body, load.expect[i])
+		}
+	}
+	if got := limiter.Runs() - before; got != len(load.reqs) {
+		t.Errorf("hashes through the bound: got %d, want %d (one per request)", got, len(load.reqs))
+	}
+	if p := limiter.Peak(); p < 1 || p > 2 {
+		t.Errorf("hashes at once: got %d, want at most 2", p)
+	}
+}
+
+// TestAPIPasswordHashesBusy: while every slot is taken, logins and activations are
+// answered 429 rate_limited with Retry-After (the page with its own 429 page), compute
+// nothing and change nothing; once a slot frees, the same requests succeed.
+func TestAPIPasswordHashesBusy(t *testing.T) {
+	t.Parallel()
+	limiter := password.NewLimiter(2, time.Millisecond)
+	b := setupAPI(t, func(c *httpapi.Config) { c.Passwords = limiter })
+	owner := b.newUser(freshEmail("owner"))
+	org := b.newOrg(owner, "Hash Busy")
+	load := newPasswordLoad(t, b, org.ID, 12, 4)
+
+	var releases []func()
+	for range limiter.Size() {
+		release, err := limiter.Acquire(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	before := limiter.Runs()
+	for i, r := range load.run(t) {
+		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+			t.Errorf("request %d while busy: got %d Retry-After %q %s, want 429 with Retry-After", i, r.status, r.header.Get("Retry-After"), r.body)
+		}
+		if strings.HasPrefix(r.header.Get("Content-Type"), "application/") && r.code() != "rate_limited" {
+			t.Errorf("request %d while busy: got code %q, want rate_limited", i, r.code())
+		}
+	}
+	if got := limiter.Runs() - before; got != 0 {
+		t.Errorf("hashes while busy: got %d, want 0", got)
+	}
+	if n := b.count(t, `SELECT count(*) FROM users WHERE is_active AND email LIKE 'invitee-%'`); n != 0 {
+		t.Errorf("users activated while busy: got %d, want 0", n)
+	}
+
+	for _, release := range releases {
+		release()
+	}
+	// One at a time now (the 1 ms wait would refuse a crowd), the same requests succeed.
+	for i, req := range load.reqs {
+		r, err := req()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != load.expect[i] {
+			t.Errorf("request %d after: got %d %s, want %d", i, r.status, r.body, load.expect[i])
+		}
 	}
 }

@@ -33,7 +33,8 @@ type apiBundle struct {
 	signer *token.Signer
 }
 
-func setupAPI(t testing.TB) *apiBundle {
+// setupAPI's opts change the API's configuration before NewServer.
+func setupAPI(t testing.TB, opts ...func(*httpapi.Config)) *apiBundle {
 	t.Helper()
 	pool := postgrestest.New(t)
 	store := postgres.NewStore(pool, postgres.StoreConfig{})
@@ -42,12 +43,16 @@ func setupAPI(t testing.TB) *apiBundle {
 		t.Fatal(err)
 	}
 	logger := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	h := httpapi.NewServer(logger, prometheus.NewRegistry(), store, signer, httpapi.Config{
+	cfg := httpapi.Config{
 		Version: "test", APIKeys: map[string]string{serviceKey: "test"},
 		PublicURL: "http://orgs.test", ActivationURL: "http://orgs.test/activate/{user_id}/{token}",
 		AcceptURL: "http://orgs.test/v1/me/invitations", SiteName: "Orgs Test", InvitationTTL: 168 * time.Hour,
 		Ready: func(context.Context) error { return nil },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h := httpapi.NewServer(logger, prometheus.NewRegistry(), store, signer, cfg)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &apiBundle{t: t, ctx: context.Background(), srv: srv, pool: pool, store: store, signer: signer}

@@ -186,6 +186,12 @@ func (p *pages) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		p.render(w, r, http.StatusNotFound, "expired.html", pageData{Title: "This link has expired"})
 		return
 	}
+	if pr := classify(err); pr != nil && pr.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", pr.GetHeaders().Get("Retry-After"))
+		p.render(w, r, http.StatusTooManyRequests, "error.html", pageData{Title: "Please try again",
+			Error: "Too many people are doing this right now. Please go back and send the form again in a moment."})
+		return
+	}
 	zerolog.Ctx(r.Context()).Error().Err(err).Msg("page")
 	p.render(w, r, http.StatusInternalServerError, "error.html", pageData{Title: "Something went wrong",
 		Error: "Something went wrong on our side. Please try again in a moment."})

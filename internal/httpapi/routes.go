@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/orgs-dev/orgs/internal/password"
 	"github.com/orgs-dev/orgs/internal/telemetry"
 	"github.com/orgs-dev/orgs/internal/token"
 )
@@ -46,11 +47,21 @@ type Config struct {
 	// activation) per client IP; zero disables the limit.
 	AnonymousRate  float64
 	AnonymousBurst int
+	// Passwords bounds concurrent password hashes and checks (sessions, activation, the
+	// activation page); nil: password.NewLimiter(0, DefaultPasswordWait).
+	Passwords *password.Limiter
 }
+
+// DefaultPasswordWait is how long a password check waits for a free slot of the
+// Config.Passwords limiter before it is answered 429 rate_limited.
+const DefaultPasswordWait = 2 * time.Second
 
 // NewServer returns the orgs API: every route of the contract, the built-in pages,
 // /openapi.json, /healthz, /readyz and (if configured) /riverui.
 func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, signer tokenSigner, cfg Config) http.Handler {
+	if cfg.Passwords == nil {
+		cfg.Passwords = password.NewLimiter(0, DefaultPasswordWait)
+	}
 	mux := http.NewServeMux()
 	api := newAPI(mux, "orgs", cfg.Version)
 	h := &handlers{store: store, signer: signer, cfg: cfg}

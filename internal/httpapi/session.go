@@ -33,26 +33,52 @@ type sessionOutput struct {
 // inactive user, so that the endpoint does not reveal which accounts exist.
 var errBadCredentials = errors.Join(domain.ErrUnauthenticated, errors.New("wrong email or password"))
 
+// passwordBusy is the answer when every password slot stayed taken for the limiter's
+// wait: 429 rate_limited with Retry-After, rather than more 19 MiB hashes in memory.
+func passwordBusy(ctx context.Context, err error) error {
+	if !errors.Is(err, password.ErrBusy) {
+		return err
+	}
+	p := newProblem(http.StatusTooManyRequests, "rate_limited", "too many password checks at once; retry in a moment")
+	if info := infoFrom(ctx); info != nil {
+		p.Instance = info.path
+	}
+	p.GetHeaders().Set("Retry-After", "1")
+	return p
+}
+
+// hashPassword hashes pw within the server's bound on concurrent hashes (Config.Passwords).
+func (h *handlers) hashPassword(ctx context.Context, pw string) (string, error) {
+	hs, err := h.cfg.Passwords.Hash(ctx, pw)
+	return hs, passwordBusy(ctx, err)
+}
+
+// verifyDummy spends a password check's time and memory (within the bound) when there is
+// nothing to check, and fails.
+func (h *handlers) verifyDummy(ctx context.Context, pw string) error {
+	if err := h.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
+		return passwordBusy(ctx, err)
+	}
+	return errBadCredentials
+}
+
 func (h *handlers) createSession(ctx context.Context, in *createSessionInput) (*sessionOutput, error) {
 	if domain.ValidText(in.Body.Email) != "" {
-		password.VerifyDummy(in.Body.Password)
-		return nil, errBadCredentials
+		return nil, h.verifyDummy(ctx, in.Body.Password)
 	}
 	u, hash, err := h.store.FindUserForLogin(ctx, in.Body.Email)
 	if errors.Is(err, domain.ErrNotFound) {
-		password.VerifyDummy(in.Body.Password) // the same time as a real check
-		return nil, errBadCredentials
+		return nil, h.verifyDummy(ctx, in.Body.Password) // the same time as a real check
 	}
 	if err != nil {
 		return nil, err
 	}
 	if hash == "" {
-		password.VerifyDummy(in.Body.Password)
-		return nil, errBadCredentials
+		return nil, h.verifyDummy(ctx, in.Body.Password)
 	}
-	ok, err := password.Verify(in.Body.Password, hash)
+	ok, err := h.cfg.Passwords.Verify(ctx, in.Body.Password, hash)
 	if err != nil {
-		return nil, err
+		return nil, passwordBusy(ctx, err)
 	}
 	if !ok || !u.IsActive {
 		return nil, errBadCredentials
