@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EventSource: cfg.PublicURL, ActivationSuccessURL: cfg.ActivationSuccessURL, InvitationTTL: cfg.InvitationTTL,
 		Ready: ready, RiverUI: riverUI, RiverUIUser: cfg.RiverUIUser, RiverUIPassword: cfg.RiverUIPassword,
 		AnonymousRate: cfg.AnonymousRate, AnonymousBurst: int(2*cfg.AnonymousRate) + 1, Sealer: httpapi.NewSealer(cfg.SecretKeys...),
-		Passwords: password.NewLimiter(cfg.PasswordHashes, httpapi.DefaultPasswordWait),
+		Passwords: password.NewLimiter(cfg.PasswordHashes, httpapi.DefaultPasswordWait), TrustedProxies: cfg.TrustedProxies,
 	})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

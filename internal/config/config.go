@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ type Config struct {
 	RiverUIPassword      string
 	Log                  Log
 	PasswordHashes       int // concurrent password hashes (19 MiB each); 0: GOMAXPROCS
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For / Forwarded names the
+	// client; a bare address is a /32 or /128.
+	TrustedProxies []netip.Prefix
 }
 
 // Log configures the zerolog logger.
@@ -130,7 +134,8 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	secret(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
 	str(&c.Log.Level, "log-level", "ORGS_LOG_LEVEL", "info", "zerolog level")
 	str(&c.Log.Format, "log-format", "ORGS_LOG_FORMAT", "json", "json or console")
-	var passwordHashes string
+	var passwordHashes, trustedProxies string
+	str(&trustedProxies, "trusted-proxies", "ORGS_TRUSTED_PROXIES", "", "CIDRs (or addresses) of reverse proxies whose X-Forwarded-For / Forwarded names the client, comma separated; other peers are the client themselves")
 	str(&passwordHashes, "password-hashes", "ORGS_PASSWORD_HASHES", "0", "password hashes and checks at once (Argon2id, 19 MiB each); more wait up to 2s, then 429; 0: one per CPU (GOMAXPROCS)")
 
 	if err := fs.Parse(args); err != nil {
@@ -164,6 +169,21 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	}
 	c.DatabaseMaxConns = num("ORGS_DATABASE_MAX_CONNS", maxConns, 2)
 	c.PasswordHashes = num("ORGS_PASSWORD_HASHES", passwordHashes, 0)
+	for _, v := range strings.Split(trustedProxies, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(v)
+			if ierr != nil {
+				errs = append(errs, fmt.Errorf("ORGS_TRUSTED_PROXIES: %q is neither a CIDR nor an address", v))
+				continue
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+	}
 	c.MailWorkers = num("ORGS_MAIL_WORKERS", mailWorkers, 1)
 	c.NATSReplicas = num("ORGS_NATS_REPLICAS", replicas, 1)
 	c.EventsMaxAge = dur("ORGS_EVENTS_MAX_AGE", maxAge, time.Minute)

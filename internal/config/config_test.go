@@ -285,3 +285,24 @@ func TestPasswordHashes(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(nil, env(map[string]string{"ORGS_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32, 10.1.2.3/16"}), "x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8,192.0.2.7/32,2001:db8::/32,10.1.0.0/16"; strings.Join(got, ",") != want {
+		t.Errorf("got %v, want %s", got, want)
+	}
+	if c, _ := config.Load(nil, env(nil), "x", nil); len(c.TrustedProxies) != 0 {
+		t.Errorf("default: got %v, want none", c.TrustedProxies)
+	}
+	if _, err := config.Load(nil, env(map[string]string{"ORGS_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}), "x", nil); err == nil {
+		t.Error("a host name: accepted")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -362,5 +363,36 @@ func TestAPIPasswordHashesBusy(t *testing.T) {
 		if r.status != load.expect[i] {
 			t.Errorf("request %d after: got %d %s, want %d", i, r.status, r.body, load.expect[i])
 		}
+	}
+}
+
+// TestAPIRateLimitBehindProxy: behind a trusted proxy (here the test's loopback peer)
+// each client named by X-Forwarded-For has its own anonymous rate, instead of everyone
+// sharing the proxy's; a peer that is not trusted is limited as itself.
+func TestAPIRateLimitBehindProxy(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    []int // for clients A, B, A
+	}{
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+			[]int{http.StatusAccepted, http.StatusAccepted, http.StatusTooManyRequests}},
+		{"no trusted proxy", nil, []int{http.StatusAccepted, http.StatusTooManyRequests, http.StatusTooManyRequests}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := setupAPI(t, func(c *httpapi.Config) {
+				c.AnonymousRate, c.AnonymousBurst, c.TrustedProxies = 0.001, 1, tt.trusted
+			})
+			for i, client := range []string{"198.51.100.1", "2001:db8:1:2::1", "198.51.100.1"} {
+				r := b.req(t, anonymous, "POST", "/v1/activation/resend", map[string]any{"email": freshEmail("x")}, "X-Forwarded-For", "203.0.113.9, "+client)
+				if r.status != tt.want[i] {
+					t.Errorf("request %d from %s: got %d %s, want %d", i+1, client, r.status, r.body, tt.want[i])
+				}
+				if r.status == http.StatusTooManyRequests && r.header.Get("Retry-After") == "" {
+					t.Errorf("request %d: 429 without Retry-After", i+1)
+				}
+			}
+		})
 	}
 }

@@ -77,7 +77,7 @@ func validRequestID(id string) bool {
 var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // observe gives each request an id (a sane incoming X-Request-Id, else a new one, echoed
-// back), a logger with request_id and method (route is added once known) in its
+// back), a logger with request_id, method and client_ip (route is added once known) in its
 // context, one access log line, the HTTP metrics, a 1 MiB body limit and panic recovery
 // into a 500 problem.
 func observe(logger zerolog.Logger, metrics *telemetry.HTTPMetrics, next http.Handler) http.Handler {
@@ -89,7 +89,9 @@ func observe(logger zerolog.Logger, metrics *telemetry.HTTPMetrics, next http.Ha
 		}
 		w.Header().Set("X-Request-Id", id)
 		info := &requestInfo{id: id, path: r.URL.Path}
-		l := logger.With().Str("request_id", id).Str("method", r.Method).Logger()
+		l := logger.With().Str("request_id", id).Str("method", r.Method).
+			Str("client_ip", clientIPField(r)). // the client as the trusted proxies name it
+			Logger()
 		ctx := context.WithValue(l.WithContext(r.Context()), infoKey{}, info)
 		r = r.WithContext(ctx)
 		if r.Body != nil && r.Body != http.NoBody {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -23,10 +22,10 @@ const (
 	limiterMaxClients = 100_000
 )
 
-// rateLimiter is a token bucket per client IP, for the anonymous endpoints (sign-up,
+// rateLimiter is a token bucket per client, for the anonymous endpoints (sign-up,
 // sessions, activation resend). Requests with a service key are never limited. The
-// client IP is the connection's peer address: behind a proxy, that is the proxy's (the
-// limiter then guards the whole deployment, still bounded by burst).
+// client is the request's client address (clientIP: behind a trusted proxy, the address
+// the proxy names), an IPv6 client by its /64 (rateKey).
 type rateLimiter struct {
 	rps   rate.Limit
 	burst int
@@ -48,7 +47,8 @@ func newRateLimiter(rps float64, burst int) *rateLimiter {
 	return &rateLimiter{rps: rate.Limit(rps), burst: burst, now: time.Now, clients: map[string]*client{}}
 }
 
-// allow takes a token for ip; when none is left it reports how long until one is.
+// allow takes a token for the client key (rateKey); when none is left it reports how
+// long until one is.
 func (l *rateLimiter) allow(ip string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
@@ -90,17 +90,13 @@ func (l *rateLimiter) sweep(now time.Time) {
 	}
 }
 
-// check returns a 429 rate_limited problem with Retry-After when the client at
-// remoteAddr is over its rate; service keys pass.
-func (l *rateLimiter) check(ctx context.Context, remoteAddr string) error {
+// check returns a 429 rate_limited problem with Retry-After when r's client is over its
+// rate; service keys pass.
+func (l *rateLimiter) check(ctx context.Context, r *http.Request) error {
 	if actorFrom(ctx).IsService() {
 		return nil
 	}
-	ip, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		ip = remoteAddr
-	}
-	ok, wait := l.allow(ip)
+	ok, wait := l.allow(rateKey(clientIP(r)))
 	if ok {
 		return nil
 	}
@@ -112,7 +108,7 @@ func (l *rateLimiter) check(ctx context.Context, remoteAddr string) error {
 // limit wraps a plain net/http handler.
 func (l *rateLimiter) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := l.check(r.Context(), r.RemoteAddr); err != nil {
+		if err := l.check(r.Context(), r); err != nil {
 			writeProblem(w, r, err)
 			return
 		}
@@ -125,7 +121,7 @@ func (l *rateLimiter) limit(next http.Handler) http.Handler {
 //	op.Middlewares = huma.Middlewares{signupLimiter.operation}
 func (l *rateLimiter) operation(ctx huma.Context, next func(huma.Context)) {
 	r, w := humago.Unwrap(ctx)
-	if err := l.check(ctx.Context(), r.RemoteAddr); err != nil {
+	if err := l.check(ctx.Context(), r); err != nil {
 		writeProblem(w, r, err)
 		return
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	// activation) per client IP; zero disables the limit.
 	AnonymousRate  float64
 	AnonymousBurst int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or Forwarded names the
+	// client (rate limits, access log); other peers are the client themselves.
+	TrustedProxies []netip.Prefix
 	// Passwords bounds concurrent password hashes and checks (sessions, activation, the
 	// activation page); nil: password.NewLimiter(0, DefaultPasswordWait).
 	Passwords *password.Limiter
@@ -137,7 +141,7 @@ func NewServer(logger zerolog.Logger, reg prometheus.Registerer, store Store, si
 	if reg != nil {
 		metrics = telemetry.NewHTTPMetrics(reg)
 	}
-	handler := middleware(mux, logger, metrics, NewAuthenticator(cfg.APIKeys, store), store, cfg.Sealer)
+	handler := withClientIP(cfg.TrustedProxies, middleware(mux, logger, metrics, NewAuthenticator(cfg.APIKeys, store), store, cfg.Sealer))
 	if cfg.RiverUI == nil {
 		return handler
 	}
