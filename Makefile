@@ -38,5 +38,5 @@ db-stop: ## stop the local Postgres cluster
 	scripts/pg.sh stop
 
 clean: ## stop Postgres, remove .tmp/ and bin/
-	scripts/pg.sh stop
+	scripts/pg.sh remove
 	rm -rf .tmp bin
