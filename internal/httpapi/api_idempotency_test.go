@@ -231,3 +231,26 @@ func (r res) decodeID(t *testing.T) string {
 	r.decode(t, &v)
 	return v.ID
 }
+
+// TestAPIIdempotencyReadsTheirOwnWrite: a handler that reads after its change (the
+// activation link of send_email: false is bound to the new user's row) sees the change
+// of its own, still uncommitted, transaction.
+func TestAPIIdempotencyReadsTheirOwnWrite(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	owner := b.newUser("owner@example.com")
+	org := b.newOrg(owner, "Own Links")
+	body := map[string]any{"email": "linked@example.com", "send_email": false}
+	first := b.req(t, service(), "POST", "/v1/organizations/"+org.ID+"/members", body, "Idempotency-Key", "own-link")
+	want(t, first, http.StatusCreated, "")
+	var m struct {
+		ActivationURL string `json:"activation_url"`
+	}
+	first.decode(t, &m)
+	rest, ok := strings.CutPrefix(m.ActivationURL, "http://orgs.test/activate/")
+	if !ok {
+		t.Fatalf("activation_url: got %q", m.ActivationURL)
+	}
+	wantReplay(t, first, b.req(t, service(), "POST", "/v1/organizations/"+org.ID+"/members", body, "Idempotency-Key", "own-link"))
+	want(t, b.req(t, anonymous, "POST", "/v1/activation/"+rest, map[string]any{"password": "a good password"}), http.StatusOK, "")
+}

@@ -155,12 +155,7 @@ func idempotency(store idempotencyStore, sealer *Sealer, next http.Handler) http
 				return
 			}
 			replay(w, r, sealer, k, stored)
-		case k.Parked():
-			if status >= 500 {
-				k.Rollback(bg)
-				bw.sendTo(w)
-				return
-			}
+		case k.Parked() && status < 300:
 			if err := k.Commit(bg, status, contentType, sealer.seal(bw.body.Bytes())); err != nil {
 				writeProblem(w, r, fmt.Errorf("commit idempotent request: %w", err))
 				return
@@ -169,6 +164,9 @@ func idempotency(store idempotencyStore, sealer *Sealer, next http.Handler) http
 		case !k.Armed():
 			bw.sendTo(w) // no endpoint: nothing is kept
 		default:
+			// A handler that failed after its change: the change goes, and the failure
+			// is kept (or not) as one that changed nothing.
+			k.Rollback(bg)
 			var (
 				stored *postgres.IdempotentResponse
 				err    error

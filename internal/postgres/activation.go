@@ -119,7 +119,7 @@ func (s *Store) FindActivationRecipient(ctx context.Context, userID string) (tok
 		return r, domain.ErrTokenInvalid
 	}
 	var activated *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT email, links_reset_at FROM users WHERE id = $1`, userID).Scan(&r.Email, &activated)
+	err := s.reader(ctx).QueryRow(ctx, `SELECT email, links_reset_at FROM users WHERE id = $1`, userID).Scan(&r.Email, &activated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, domain.ErrTokenInvalid
 	}

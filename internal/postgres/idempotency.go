@@ -111,6 +111,18 @@ func (k *Idempotency) Rollback(ctx context.Context) {
 	}
 }
 
+// reader is what a read that may follow the request's own write uses: the parked
+// transaction of ctx's Idempotency, whose change is not yet committed (the response that
+// reports it is being made), else the pool.
+func (s *Store) reader(ctx context.Context) interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+} {
+	if k, _ := ctx.Value(idempotencyKey{}).(*Idempotency); k != nil && k.parked != nil {
+		return k.parked.tx
+	}
+	return s.pool
+}
+
 // claimSQL claims a key inside a write transaction ($1 scope, $2 key, $3 request hash):
 // a row, and true, when the key is new; no row when a committed request holds it (it waits
 // for an uncommitted one).
