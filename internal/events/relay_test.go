@@ -539,9 +539,12 @@ func TestRelayGaugesMoveWhileNATSIsDown(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	_, m, _ := startRelay(t, b, events.RelayConfig{BatchSize: 100, AckTimeout: time.Second})
-	waitGauge(t, m.Leader, 1, 5*time.Second)
+	org := newOrg()
+	insert(t, b.pool, org, 1)
+	waitStream(t, b.js, 1, 10*time.Second) // the stream is there and settled
+	waitGauge(t, m.OutboxPending, 0, 3*sampleEvery)
 	b.nats.Shutdown()
-	insert(t, b.pool, newOrg(), 25)
+	insert(t, b.pool, org, 25)
 	waitGauge(t, m.OutboxPending, 25, 3*sampleEvery)
 	if age := testutil.ToFloat64(m.OldestUnpublishedAge); age <= 0 {
 		t.Errorf("oldest unpublished age: got %v, want > 0", age)

@@ -193,13 +193,8 @@ func TestAPIIdempotencyRetryAfterStateMoved(t *testing.T) {
 	b := setupAPI(t)
 	r := b.req(t, anonymous, "POST", "/v1/signup", map[string]any{"email": "eve@example.com", "name": "Eve", "organization_name": "Eve's"})
 	want(t, r, http.StatusAccepted, "")
-	var su struct {
-		User struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	r.decode(t, &su)
-	path := b.activationPath(t, su.User.ID)
+	userID := b.userIDByEmail(t, "eve@example.com")
+	path := b.activationPath(t, userID)
 	body := map[string]any{"password": "correct horse battery"}
 	first := b.req(t, anonymous, "POST", path, body, "Idempotency-Key", "activate-eve")
 	want(t, first, http.StatusOK, "")
@@ -207,7 +202,7 @@ func TestAPIIdempotencyRetryAfterStateMoved(t *testing.T) {
 	want(t, b.req(t, anonymous, "POST", path, body), http.StatusNotFound, "token_invalid")
 	// ...with it, the retry gets the first answer, session token included.
 	wantReplay(t, first, b.req(t, anonymous, "POST", path, body, "Idempotency-Key", "activate-eve"))
-	if n := b.count(t, `SELECT count(*) FROM sessions WHERE user_id = $1`, su.User.ID); n != 1 {
+	if n := b.count(t, `SELECT count(*) FROM sessions WHERE user_id = $1`, userID); n != 1 {
 		t.Errorf("sessions: %d, want 1", n)
 	}
 
@@ -216,7 +211,7 @@ func TestAPIIdempotencyRetryAfterStateMoved(t *testing.T) {
 		first := b.req(t, anonymous, "POST", "/v1/sessions", login, "Idempotency-Key", "login-eve")
 		want(t, first, http.StatusCreated, "")
 		wantReplay(t, first, b.req(t, anonymous, "POST", "/v1/sessions", login, "Idempotency-Key", "login-eve"))
-		if n := b.count(t, `SELECT count(*) FROM sessions WHERE user_id = $1`, su.User.ID); n != 2 {
+		if n := b.count(t, `SELECT count(*) FROM sessions WHERE user_id = $1`, userID); n != 2 {
 			t.Errorf("sessions: %d, want 2 (activation, one sign-in)", n)
 		}
 	})
