@@ -148,7 +148,7 @@ func lockRecipientTx(ctx context.Context, tx pgx.Tx, link token.Recipient, u *do
 	if activated != nil {
 		at = *activated
 	}
-	if u.IsActive || strings.ToLower(u.Email) != strings.ToLower(link.Email) || !at.Equal(link.LinksResetAt) {
+	if u.IsActive || !strings.EqualFold(u.Email, link.Email) || !at.Equal(link.LinksResetAt) {
 		return domain.ErrTokenInvalid
 	}
 	return nil
