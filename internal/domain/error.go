@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"strings"
+	"time"
 )
 
 // One sentinel per contract problem code; httpapi maps them to statuses and codes.
@@ -68,3 +69,23 @@ func (v *Validator) Err() error {
 	}
 	return &ValidationError{Problems: v.problems}
 }
+
+// RateLimitError is ErrRateLimited with the wait after which a retry can succeed: the
+// limits on the emails that users cause (per address of no active user, per
+// organization) return it.
+type RateLimitError struct {
+	// RetryAfter is how long until the limit lets the request through again.
+	RetryAfter time.Duration
+	// Limit names the limit reached: "recipient" or "organization".
+	Limit string
+}
+
+func (e *RateLimitError) Error() string {
+	if e.Limit == "recipient" {
+		return "too many emails to this address this hour"
+	}
+	return "too many emails from this organization this hour"
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -180,6 +181,15 @@ func classify(err error) *Problem {
 			fe[i] = FieldError{Location: vp.Location, Message: vp.Message}
 		}
 		return validationProblem(fe...)
+	}
+	var rl *domain.RateLimitError
+	if errors.As(err, &rl) {
+		// A mail limit: the wait goes in Retry-After and, for a bulk item (no header of
+		// its own), in the detail.
+		secs := strconv.Itoa(max(1, int(math.Ceil(rl.RetryAfter.Seconds()))))
+		p := newProblem(http.StatusTooManyRequests, "rate_limited", rl.Error()+"; retry after "+secs+" seconds")
+		p.GetHeaders().Set("Retry-After", secs)
+		return p
 	}
 	for _, row := range problems {
 		if errors.Is(err, row.err) {

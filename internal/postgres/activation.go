@@ -26,8 +26,9 @@ type SignUpInput struct {
 // SignUp creates an inactive user (or takes the existing inactive user with that email)
 // and a new inactive organization owned by them, and enqueues the activation email.
 // Emits org_created, member_added and user_registered. Returns domain.ErrEmailTaken
-// (nothing created, nothing sent) when the email belongs to an active user, and
-// domain.ErrSlugTaken.
+// (nothing created, nothing sent) when the email belongs to an active user,
+// domain.ErrSlugTaken, and a *domain.RateLimitError (nothing created) beyond the
+// address's mail limit.
 func (s *Store) SignUp(ctx context.Context, in SignUpInput) (domain.User, domain.Organization, error) {
 	var (
 		user domain.User
@@ -56,6 +57,9 @@ func (s *Store) SignUp(ctx context.Context, in SignUpInput) (domain.User, domain
 		c.emit(domain.Event{Type: domain.UserRegistered, Subject: org.ID, OrganizationID: org.ID, Data: map[string]any{
 			"user": user, "organization_id": org.ID,
 		}})
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{userID: user.ID}); err != nil {
+			return err
+		}
 		c.enqueue(jobs.SendActivationArgs{UserID: user.ID, ExpiresAt: s.now().Add(s.cfg.InvitationTTL).Truncate(time.Second)})
 		return nil
 	})
@@ -64,7 +68,8 @@ func (s *Store) SignUp(ctx context.Context, in SignUpInput) (domain.User, domain
 
 // ResendActivation enqueues a fresh activation email for the inactive user with email, if
 // there is one with something to join; otherwise it does nothing (no account
-// enumeration: the caller answers the same either way).
+// enumeration: the caller answers the same either way). Beyond the address's mail limit
+// it sends nothing, and answers the same too.
 func (s *Store) ResendActivation(ctx context.Context, email string) error {
 	var userID string
 	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE lower(email) = lower($1) AND NOT is_active`, email).Scan(&userID)
@@ -78,10 +83,17 @@ func (s *Store) ResendActivation(ctx context.Context, email string) error {
 	if err != nil || len(orgs) == 0 {
 		return err
 	}
-	return s.write(ctx, func(c *change) error {
+	err = s.write(ctx, func(c *change) error {
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{userID: userID}); err != nil {
+			return err
+		}
 		c.enqueue(jobs.SendActivationArgs{UserID: userID, ExpiresAt: s.now().Add(s.cfg.InvitationTTL).Truncate(time.Second)})
 		return nil
 	})
+	if isMailLimited(err) {
+		return nil // the caller answers the same either way: nothing to enumerate
+	}
+	return err
 }
 
 type querier interface {

@@ -44,7 +44,8 @@ func invitationEndedEvent(status domain.InvitationStatus, invID, orgID, userID s
 }
 
 // createInvitationTx creates a pending invitation of user to orgID, emits user_invited and
-// enqueues the invitation email (unless in.SendEmail is false).
+// enqueues the invitation email (unless in.SendEmail is false). Returns a
+// *domain.RateLimitError when the email would go beyond a mail limit.
 func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.Actor, orgID string, user domain.User, in AddMemberInput) (domain.Invitation, error) {
 	now := s.now()
 	var lastSent *time.Time
@@ -52,13 +53,20 @@ func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.
 		lastSent = &now
 	}
 	var inv domain.Invitation
-	err := scanInvitation(c.tx.QueryRow(ctx, `
+	// The email's count against the mail limits shares the insert's round trip.
+	var b pgx.Batch
+	if in.SendEmail {
+		s.queueMailLimit(&b, mailLimit{actor: actor, org: orgID, userID: user.ID})
+	}
+	b.Queue(`
 		INSERT INTO invitations AS i (id, organization_id, email, user_id, invited_by, is_admin, require_acceptance, message, metadata, created_at, expires_at, last_sent_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10, $11, $12)
 		RETURNING `+invitationColumns,
 		newID(), orgID, in.Email, user.ID, nullUUID(actor.UserID), in.IsAdmin, in.RequireAcceptance && user.IsActive,
-		in.Message, nullJSON(in.Metadata), now, now.Add(s.cfg.InvitationTTL), lastSent), &inv)
-	if err != nil {
+		in.Message, nullJSON(in.Metadata), now, now.Add(s.cfg.InvitationTTL), lastSent).QueryRow(func(row pgx.Row) error {
+		return scanInvitation(row, &inv)
+	})
+	if err := c.tx.SendBatch(ctx, &b).Close(); err != nil {
 		return inv, fmt.Errorf("create invitation: %w", err)
 	}
 	c.emit(domain.Event{Type: domain.UserInvited, Subject: orgID, OrganizationID: orgID, Data: map[string]any{
@@ -251,7 +259,8 @@ func (s *Store) RevokeInvitation(ctx context.Context, actor domain.Actor, orgID,
 // RemindMember re-sends userID's invitation to orgID (admins) with a fresh link and a
 // fresh expiry; an expired invitation becomes pending again. Emits invitation_reminded.
 // Returns domain.ErrAlreadyActive when the user has no pending or expired invitation to
-// this organization, domain.ErrNotFound when the user is not a member.
+// this organization, domain.ErrNotFound when the user is not a member, and a
+// *domain.RateLimitError (nothing changed) beyond a mail limit.
 func (s *Store) RemindMember(ctx context.Context, actor domain.Actor, orgID, userID string) (domain.Invitation, error) {
 	var inv domain.Invitation
 	err := s.write(ctx, func(c *change) error {
@@ -274,6 +283,9 @@ func (s *Store) RemindMember(ctx context.Context, actor domain.Actor, orgID, use
 		if err != nil {
 			return fmt.Errorf("find invitation: %w", err)
 		}
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: orgID, userID: userID}); err != nil {
+			return err
+		}
 		return s.remindTx(ctx, c, &inv)
 	})
 	return inv, err
@@ -284,7 +296,9 @@ func (s *Store) RemindMember(ctx context.Context, actor domain.Actor, orgID, use
 // repeated or concurrent call sends nothing). next is the delay after the invitation of
 // reminder n+1 (0 for the last): when that one is due too (the reminder service was
 // down through both), only it is sent, not two at once. It reports whether a reminder
-// was sent.
+// was sent. Returns a *domain.RateLimitError, having changed nothing, when the invitee's
+// address had its limit of emails this hour: the reminder is due again after its
+// RetryAfter.
 func (s *Store) RemindInvitation(ctx context.Context, id string, n int, next time.Duration) (bool, error) {
 	orgID, err := s.invitationOrg(ctx, id)
 	if err != nil {
@@ -308,6 +322,12 @@ func (s *Store) RemindInvitation(ctx context.Context, id string, n int, next tim
 		}
 		if next > 0 && !inv.CreatedAt.Add(next).After(now) {
 			return nil // superseded by the next reminder, due as well
+		}
+		// A scheduled reminder counts against its address's limit (not its
+		// organization's: no member caused it); beyond it, the whole reminder waits
+		// (the caller retries after the error's RetryAfter).
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{userID: inv.UserID}); err != nil {
+			return err
 		}
 		if _, err := c.tx.Exec(ctx, `UPDATE invitations SET scheduled_reminders = $2 WHERE id = $1`, id, n); err != nil {
 			return fmt.Errorf("record scheduled reminder: %w", err)

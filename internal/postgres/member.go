@@ -173,7 +173,8 @@ type AddMemberResult struct {
 // at once and notified; with RequireAcceptance, or for an unknown email (an inactive user
 // is created) or an inactive user, the membership is pending and an invitation is sent.
 // Emits member_added, and user_invited for an invitation. Returns domain.ErrAlreadyMember
-// when the user is a member already (pending or not).
+// when the user is a member already (pending or not), and a *domain.RateLimitError
+// (nothing changed) when the email would go beyond a mail limit.
 func (s *Store) AddMember(ctx context.Context, actor domain.Actor, orgID string, in AddMemberInput) (AddMemberResult, error) {
 	if !validUUID(orgID) {
 		return AddMemberResult{}, domain.ErrNotFound
@@ -363,6 +364,9 @@ func (s *Store) finishAddMemberTx(ctx context.Context, c *change, actor domain.A
 	if !pending {
 		res.Status = "added"
 		if in.SendEmail {
+			if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: org.ID, userID: user.ID}); err != nil {
+				return res, err
+			}
 			c.enqueue(jobs.SendNotificationArgs{OrganizationID: org.ID, UserID: user.ID, ActorID: actor.UserID, AddedAt: m.CreatedAt})
 		}
 		return res, nil

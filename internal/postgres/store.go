@@ -39,6 +39,13 @@ type StoreConfig struct {
 	AfterCommit func()
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
+	// MailLimitRecipient is how many emails one address of no active user may get per
+	// hour (invitations, reminders, activations) through requests that are not a
+	// service key's; 0: no limit.
+	MailLimitRecipient int
+	// MailLimitOrganization is how many emails one organization's members may cause per
+	// hour; 0: no limit.
+	MailLimitOrganization int
 }
 
 // NewStore returns a Store on pool. It inserts jobs with an insert-only River client.
