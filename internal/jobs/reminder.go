@@ -61,6 +61,7 @@ type ReminderMetrics struct {
 	Pending   prometheus.Gauge   // orgs_invitations_pending
 	Scheduled prometheus.Counter // orgs_reminders_scheduled_total
 	Cancelled prometheus.Counter // orgs_reminders_cancelled_total
+	Deferred  prometheus.Counter // orgs_reminders_deferred_total
 }
 
 // NewReminderMetrics registers the reminder service's metrics on reg.
@@ -71,8 +72,9 @@ func NewReminderMetrics(reg prometheus.Registerer) *ReminderMetrics {
 		Pending:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "orgs", Name: "invitations_pending", Help: "Pending invitations, as of the last sweep."}),
 		Scheduled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_scheduled_total", Help: "Reminder jobs scheduled from user_invited events."}),
 		Cancelled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_cancelled_total", Help: "Scheduled reminder jobs cancelled by events."}),
+		Deferred:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_deferred_total", Help: "Scheduled reminders put off because the invitee's address had its limit of emails (ORGS_MAIL_LIMIT_RECIPIENT) this hour."}),
 	}
-	reg.MustRegister(m.Sent, m.Expired, m.Pending, m.Scheduled, m.Cancelled)
+	reg.MustRegister(m.Sent, m.Expired, m.Pending, m.Scheduled, m.Cancelled, m.Deferred)
 	return m
 }
 
@@ -240,6 +242,14 @@ func (w *scheduledReminderWorker) Work(ctx context.Context, job *river.Job[Sched
 	sent, err := w.r.store.RemindInvitation(ctx, job.Args.InvitationID, job.Args.Reminder, next)
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil // the invitation went with its organization: nothing to remind
+	}
+	var limited *domain.RateLimitError
+	if errors.As(err, &limited) {
+		// The invitee's address had its emails this hour: the reminder waits for the
+		// next window (a snooze is no failed attempt), when it is checked again.
+		w.r.metrics.Deferred.Inc()
+		w.r.logger.Info().Str("invitation_id", job.Args.InvitationID).Dur("retry_after", limited.RetryAfter).Msg("reminder deferred by the mail limit")
+		return river.JobSnooze(limited.RetryAfter)
 	}
 	if err != nil {
 		return fmt.Errorf("remind invitation %s: %w", job.Args.InvitationID, err)
