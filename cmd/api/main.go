@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	store := postgres.NewStore(pool, postgres.StoreConfig{
 		InvitationTTL: cfg.InvitationTTL, SessionTTL: cfg.SessionTTL, AfterCommit: relay.Notify,
+		MailLimitRecipient: cfg.MailLimitRecipient, MailLimitOrganization: cfg.MailLimitOrg,
 	})
 	signer, err := token.NewSigner(cfg.SecretKeys)
 	if err != nil {
@@ -173,7 +174,8 @@ func newRiverUI(pool *pgxpool.Pool, logger zerolog.Logger) (*riverui.Handler, er
 	return h, nil
 }
 
-// housekeeping prunes expired sessions and idempotency keys older than a day, hourly.
+// housekeeping prunes expired sessions, idempotency keys older than a day and the mail
+// limits' ended windows, hourly.
 func housekeeping(ctx context.Context, store *postgres.Store, logger zerolog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -192,6 +194,11 @@ func housekeeping(ctx context.Context, store *postgres.Store, logger zerolog.Log
 			logger.Warn().Err(err).Msg("prune idempotency keys")
 		} else if n > 0 {
 			logger.Info().Int64("keys", n).Msg("pruned idempotency keys")
+		}
+		if n, err := store.PruneMailLimits(ctx); err != nil {
+			logger.Warn().Err(err).Msg("prune mail limits")
+		} else if n > 0 {
+			logger.Info().Int64("counters", n).Msg("pruned mail limit counters")
 		}
 	}
 }

@@ -66,7 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer nc.Close()
 
-	store := postgres.NewStore(pool, postgres.StoreConfig{InvitationTTL: cfg.InvitationTTL})
+	// Scheduled reminders count against (and wait for) the invitee's address's limit.
+	store := postgres.NewStore(pool, postgres.StoreConfig{InvitationTTL: cfg.InvitationTTL, MailLimitRecipient: cfg.MailLimitRecipient})
 	reminders := jobs.NewReminders(store, cfg.ReminderSchedule, jobs.NewReminderMetrics(reg), logger)
 	workers := river.NewWorkers()
 	reminders.AddWorkers(workers)

@@ -47,6 +47,8 @@ type Config struct {
 	RelayPollInterval    time.Duration
 	ShutdownTimeout      time.Duration
 	AnonymousRate        float64 // anonymous POSTs per second per client IP; 0 disables
+	MailLimitRecipient   int     // emails per hour to one address of no active user; 0 disables
+	MailLimitOrg         int     // emails per hour that one organization's members cause; 0 disables
 	RiverUIUser          string
 	RiverUIPassword      string
 	Log                  Log
@@ -102,6 +104,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 		secretKeys, apiKeys, schedule                                         string
 		invitationTTL, sessionTTL, sweep, rescue, relayPoll, shutdown, maxAge string
 		maxConns, mailWorkers, replicas, anonRate                             string
+		mailLimitRecipient, mailLimitOrganization                             string
 	)
 	str(&c.Env, "env", "ORGS_ENV", "dev", "environment: dev or production")
 	secretURL(&c.DatabaseURL, "database-url", "ORGS_DATABASE_URL", "postgres://orgs@127.0.0.1:54329/orgs?sslmode=disable", "Postgres connection string")
@@ -130,6 +133,8 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str(&relayPoll, "relay-poll-interval", "ORGS_RELAY_POLL_INTERVAL", "10ms", "how often the outbox relay looks for events committed by other replicas when idle")
 	str(&shutdown, "shutdown-timeout", "ORGS_SHUTDOWN_TIMEOUT", "20s", "how long a stopping process waits for work in flight")
 	str(&anonRate, "anonymous-rate", "ORGS_ANONYMOUS_RATE", "20", "anonymous POSTs (sign-up, sign-in, activation) per second per client IP, bursts of twice that; 0 disables")
+	str(&mailLimitRecipient, "mail-limit-recipient", "ORGS_MAIL_LIMIT_RECIPIENT", "10", "emails per hour that one address of no active user may get through requests without a service key (invitations, reminders, activations); 0 disables")
+	str(&mailLimitOrganization, "mail-limit-organization", "ORGS_MAIL_LIMIT_ORGANIZATION", "2000", "emails per hour that one organization's members may cause (requests without a service key); 0 disables")
 	str(&c.RiverUIUser, "riverui-user", "ORGS_RIVERUI_USER", "", "HTTP basic auth user for /riverui (a service key works too)")
 	secret(&c.RiverUIPassword, "riverui-password", "ORGS_RIVERUI_PASSWORD", "", "HTTP basic auth password for /riverui")
 	str(&c.Log.Level, "log-level", "ORGS_LOG_LEVEL", "info", "zerolog level")
@@ -185,6 +190,8 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 	}
 	c.MailWorkers = num("ORGS_MAIL_WORKERS", mailWorkers, 1)
+	c.MailLimitRecipient = num("ORGS_MAIL_LIMIT_RECIPIENT", mailLimitRecipient, 0)
+	c.MailLimitOrg = num("ORGS_MAIL_LIMIT_ORGANIZATION", mailLimitOrganization, 0)
 	c.NATSReplicas = num("ORGS_NATS_REPLICAS", replicas, 1)
 	c.EventsMaxAge = dur("ORGS_EVENTS_MAX_AGE", maxAge, time.Minute)
 	c.InvitationTTL = dur("ORGS_INVITATION_TTL", invitationTTL, time.Second)

@@ -306,3 +306,20 @@ func TestTrustedProxies(t *testing.T) {
 		t.Error("a host name: accepted")
 	}
 }
+
+func TestMailLimits(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(nil, env(nil), "x", nil)
+	if err != nil || c.MailLimitRecipient != 10 || c.MailLimitOrg != 2000 {
+		t.Fatalf("defaults: got %d, %d (%v), want 10, 2000", c.MailLimitRecipient, c.MailLimitOrg, err)
+	}
+	c, err = config.Load([]string{"-mail-limit-organization", "0"}, env(map[string]string{"ORGS_MAIL_LIMIT_RECIPIENT": "3"}), "x", nil)
+	if err != nil || c.MailLimitRecipient != 3 || c.MailLimitOrg != 0 {
+		t.Fatalf("set: got %d, %d (%v), want 3, 0", c.MailLimitRecipient, c.MailLimitOrg, err)
+	}
+	for _, v := range []string{"-1", "many"} {
+		if _, err := config.Load(nil, env(map[string]string{"ORGS_MAIL_LIMIT_RECIPIENT": v}), "x", nil); err == nil {
+			t.Errorf("ORGS_MAIL_LIMIT_RECIPIENT=%s: accepted", v)
+		}
+	}
+}
