@@ -254,7 +254,7 @@ func (m *Mailer) send(ctx context.Context, jobID int64, job any, tmpl, recipient
 		MessageID: fmt.Sprintf("<job-%d@orgs>", jobID),
 	}
 	if data.InviterName != "" || data.InviterEmail != "" {
-		email.FromName = data.Inviter()
+		email.FromName = data.FromName() // "<inviter> via <site>", never their free text alone
 		email.ReplyTo = data.InviterEmail
 	}
 	start := time.Now()

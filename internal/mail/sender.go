@@ -22,7 +22,8 @@ type Email struct {
 	To string
 	// ToName is the recipient's display name, if known.
 	ToName string
-	// FromName is the inviter's name. When set, the From header is
+	// FromName is the display name, [Data.FromName] for an email a person caused
+	// ("Ada via orgs"). When set, the From header is
 	// "FromName <address of ORGS_MAIL_FROM>", so the recipient sees who invited them
 	// while the message still comes from our domain (and passes SPF/DMARC).
 	FromName string
