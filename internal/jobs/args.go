@@ -73,6 +73,9 @@ type SendNotificationArgs struct {
 	UserID         string    `json:"user_id"`
 	ActorID        string    `json:"actor_id,omitempty"`
 	AddedAt        time.Time `json:"added_at"`
+	// Message is the adder's optional note (at most 1000 characters): unlike an
+	// invitation's, it is stored nowhere else.
+	Message string `json:"message,omitempty"`
 }
 
 // Kind is permanent.

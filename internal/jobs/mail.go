@@ -216,7 +216,7 @@ func (w *notificationWorker) Work(ctx context.Context, job *river.Job[SendNotifi
 	}
 	data := mail.Data{
 		SiteName: m.cfg.SiteName, RecipientEmail: e.User.Email, RecipientName: e.User.Name,
-		OrganizationName: e.Organization.Name, Link: m.cfg.PublicURL, Now: m.now(),
+		OrganizationName: e.Organization.Name, Link: m.cfg.PublicURL, Message: job.Args.Message, Now: m.now(),
 	}
 	if e.Actor != nil {
 		data.InviterName, data.InviterEmail = e.Actor.Name, e.Actor.Email

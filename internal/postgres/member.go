@@ -367,7 +367,7 @@ func (s *Store) finishAddMemberTx(ctx context.Context, c *change, actor domain.A
 			if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: org.ID, userID: user.ID}); err != nil {
 				return res, err
 			}
-			c.enqueue(jobs.SendNotificationArgs{OrganizationID: org.ID, UserID: user.ID, ActorID: actor.UserID, AddedAt: m.CreatedAt})
+			c.enqueue(jobs.SendNotificationArgs{OrganizationID: org.ID, UserID: user.ID, ActorID: actor.UserID, AddedAt: m.CreatedAt, Message: in.Message})
 		}
 		return res, nil
 	}
