@@ -2,8 +2,11 @@ package httpapi_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -145,5 +148,41 @@ func TestMailLimitConcurrentRequests(t *testing.T) {
 	}
 	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'send_invitation'`); n != limit {
 		t.Fatalf("invitation jobs: got %d, want %d", n, limit)
+	}
+}
+
+// The sign-up page answers the address's mail limit with 429 and the form, not a 500.
+func TestMailLimitSignupPage(t *testing.T) {
+	t.Parallel()
+	b := setupAPIStore(t, postgres.StoreConfig{MailLimitRecipient: 1})
+	get, err := b.srv.Client().Get(b.srv.URL + "/signup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get.Body.Close()
+	cookies := get.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies: got %v, want the CSRF cookie", cookies)
+	}
+	post := func(org string) *http.Response {
+		t.Helper()
+		form := url.Values{"email": {"page@example.com"}, "name": {"Page"}, "organization_name": {org}, "csrf_token": {cookies[0].Value}}
+		req, _ := http.NewRequestWithContext(b.ctx, "POST", b.srv.URL+"/signup", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(cookies[0])
+		resp, err := b.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("Page One"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first sign-up: got %d, want 200", resp.StatusCode)
+	}
+	resp := post("Page Two")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second sign-up: got %d with Retry-After %q, want 429 with one", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

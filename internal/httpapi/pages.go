@@ -234,6 +234,11 @@ func (p *pages) signupSubmit() http.Handler {
 			p.render(w, r, http.StatusConflict, "signup.html", pageData{Title: "Sign up", CSRF: p.csrfToken(w, r), Form: form,
 				FieldErrors: map[string]string{"organization_name": "This name is taken; try another."}})
 			return
+		case errors.Is(err, domain.ErrRateLimited): // the address's mail limit
+			w.Header().Set("Retry-After", classify(err).GetHeaders().Get("Retry-After"))
+			p.render(w, r, http.StatusTooManyRequests, "signup.html", pageData{Title: "Sign up", CSRF: csrfToken(w, r), Form: form,
+				FieldErrors: map[string]string{"email": "This address got too many emails this hour; try again later."}})
+			return
 		case err != nil:
 			p.renderError(w, r, err)
 			return
