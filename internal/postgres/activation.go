@@ -57,7 +57,7 @@ func (s *Store) SignUp(ctx context.Context, in SignUpInput) (domain.User, domain
 		c.emit(domain.Event{Type: domain.UserRegistered, Subject: org.ID, OrganizationID: org.ID, Data: map[string]any{
 			"user": user, "organization_id": org.ID,
 		}})
-		if err := s.limitMailTx(ctx, c.tx, mailLimit{userID: user.ID}); err != nil {
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{email: user.Email}); err != nil {
 			return err
 		}
 		c.enqueue(jobs.SendActivationArgs{UserID: user.ID, ExpiresAt: s.now().Add(s.cfg.InvitationTTL).Truncate(time.Second)})
@@ -84,7 +84,7 @@ func (s *Store) ResendActivation(ctx context.Context, email string) error {
 		return err
 	}
 	err = s.write(ctx, func(c *change) error {
-		if err := s.limitMailTx(ctx, c.tx, mailLimit{userID: userID}); err != nil {
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{email: email}); err != nil {
 			return err
 		}
 		c.enqueue(jobs.SendActivationArgs{UserID: userID, ExpiresAt: s.now().Add(s.cfg.InvitationTTL).Truncate(time.Second)})

@@ -44,8 +44,8 @@ func invitationEndedEvent(status domain.InvitationStatus, invID, orgID, userID s
 }
 
 // createInvitationTx creates a pending invitation of user to orgID, emits user_invited and
-// enqueues the invitation email (unless in.SendEmail is false). Returns a
-// *domain.RateLimitError when the email would go beyond a mail limit.
+// enqueues the invitation email (unless in.SendEmail is false); its caller counted the
+// email against the mail limits.
 func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.Actor, orgID string, user domain.User, in AddMemberInput) (domain.Invitation, error) {
 	now := s.now()
 	var lastSent *time.Time
@@ -53,20 +53,13 @@ func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.
 		lastSent = &now
 	}
 	var inv domain.Invitation
-	// The email's count against the mail limits shares the insert's round trip.
-	var b pgx.Batch
-	if in.SendEmail {
-		s.queueMailLimit(&b, mailLimit{actor: actor, org: orgID, userID: user.ID})
-	}
-	b.Queue(`
+	err := scanInvitation(c.tx.QueryRow(ctx, `
 		INSERT INTO invitations AS i (id, organization_id, email, user_id, invited_by, is_admin, require_acceptance, message, metadata, created_at, expires_at, last_sent_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10, $11, $12)
 		RETURNING `+invitationColumns,
 		newID(), orgID, in.Email, user.ID, nullUUID(actor.UserID), in.IsAdmin, in.RequireAcceptance && user.IsActive,
-		in.Message, nullJSON(in.Metadata), now, now.Add(s.cfg.InvitationTTL), lastSent).QueryRow(func(row pgx.Row) error {
-		return scanInvitation(row, &inv)
-	})
-	if err := c.tx.SendBatch(ctx, &b).Close(); err != nil {
+		in.Message, nullJSON(in.Metadata), now, now.Add(s.cfg.InvitationTTL), lastSent), &inv)
+	if err != nil {
 		return inv, fmt.Errorf("create invitation: %w", err)
 	}
 	c.emit(domain.Event{Type: domain.UserInvited, Subject: orgID, OrganizationID: orgID, Data: map[string]any{
@@ -283,7 +276,7 @@ func (s *Store) RemindMember(ctx context.Context, actor domain.Actor, orgID, use
 		if err != nil {
 			return fmt.Errorf("find invitation: %w", err)
 		}
-		if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: orgID, userID: userID}); err != nil {
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: orgID, email: inv.Email}); err != nil {
 			return err
 		}
 		return s.remindTx(ctx, c, &inv)
@@ -326,7 +319,7 @@ func (s *Store) RemindInvitation(ctx context.Context, id string, n int, next tim
 		// A scheduled reminder counts against its address's limit (not its
 		// organization's: no member caused it); beyond it, the whole reminder waits
 		// (the caller retries after the error's RetryAfter).
-		if err := s.limitMailTx(ctx, c.tx, mailLimit{userID: inv.UserID}); err != nil {
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{email: inv.Email}); err != nil {
 			return err
 		}
 		if _, err := c.tx.Exec(ctx, `UPDATE invitations SET scheduled_reminders = $2 WHERE id = $1`, id, n); err != nil {

@@ -23,8 +23,8 @@ import (
 const mailWindow = time.Hour
 
 // mailLimitSQL counts one email in window $1 against organization $2's counter (limit
-// $3; skipped when $2 is empty or $3 is 0) and, when user $4 is not active, against their
-// address's counter (limit $5; skipped when $5 is 0). A counter at its limit is left
+// $3; skipped when $2 is empty or $3 is 0) and, when address $4 is no active user's,
+// against its counter (limit $5; skipped when $5 is 0). A counter at its limit is left
 // alone. It returns the scope refused ('recipient' first), or NULL when the email
 // counted. A refused email may have counted against the other scope: the caller rolls
 // back.
@@ -32,7 +32,8 @@ const mailLimitSQL = `
 	WITH want (scope, key, lim) AS (
 		SELECT 'organization', $2::text, $3::int WHERE $2::text <> '' AND $3::int > 0
 		UNION ALL
-		SELECT 'recipient', lower(u.email), $5::int FROM users u WHERE u.id = $4::uuid AND NOT u.is_active AND $5::int > 0
+		SELECT 'recipient', lower($4::text), $5::int
+		WHERE $4::text <> '' AND $5::int > 0 AND NOT EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower($4::text) AND u.is_active)
 	), counted AS (
 		INSERT INTO mail_limits AS l (scope, key, window_start, count)
 		SELECT scope, key, $1, 1 FROM want
@@ -43,11 +44,12 @@ const mailLimitSQL = `
 	SELECT (SELECT w.scope FROM want w WHERE w.scope NOT IN (SELECT scope FROM counted) ORDER BY w.scope DESC LIMIT 1)`
 
 // mailLimit is one email to count: caused by actor in organization org ("" when no
-// organization's member caused it, as for a sign-up or a scheduled reminder), to user.
+// organization's member caused it, as for a sign-up or a scheduled reminder), to the
+// address email.
 type mailLimit struct {
-	actor  domain.Actor
-	org    string
-	userID string
+	actor domain.Actor
+	org   string
+	email string
 }
 
 // args returns mailLimitSQL's arguments at now, and false when nothing limits the
@@ -63,7 +65,7 @@ func (s *Store) mailLimitArgs(l mailLimit, now time.Time) ([]any, bool) {
 	if orgMax <= 0 && recipientMax <= 0 {
 		return nil, false
 	}
-	return []any{now.Truncate(mailWindow), l.org, max(orgMax, 0), nullUUID(l.userID), max(recipientMax, 0)}, true
+	return []any{now.Truncate(mailWindow), l.org, max(orgMax, 0), l.email, max(recipientMax, 0)}, true
 }
 
 // readMailLimit turns mailLimitSQL's row into nil or a *domain.RateLimitError.

@@ -159,6 +159,8 @@ type AddMemberInput struct {
 	Metadata          json.RawMessage
 	// SendEmail false enqueues no email (service keys only; the caller sends its own).
 	SendEmail bool
+
+	mailCounted bool // the email was counted against the mail limits already
 }
 
 // AddMemberResult is what AddMember did: Status is "added" (an active user, now a member)
@@ -190,6 +192,7 @@ func (s *Store) AddMember(ctx context.Context, actor domain.Actor, orgID string,
 		var b pgx.Batch
 		b.Queue(lockOrgSQL, orgID, nullUUID(actor.UserID))
 		b.Queue(addMemberSQL, newID(), in.Email, orgID, in.IsAdmin, in.RequireAcceptance, meta)
+		s.queueAddMemberMailLimit(&b, actor, orgID, &in)
 		br := c.tx.SendBatch(ctx, &b)
 		l, err := readLock(br.QueryRow(), actor, orgID, domain.RoleAdmin)
 		if err != nil {
@@ -273,14 +276,37 @@ func (s *Store) addMemberTx(ctx context.Context, c *change, actor domain.Actor, 
 	if len(meta) == 0 {
 		meta = json.RawMessage(`{}`)
 	}
-	user, m, found, err := readAddMember(c.tx.QueryRow(ctx, addMemberSQL, newID(), in.Email, org.ID, in.IsAdmin, in.RequireAcceptance, meta))
-	if err != nil {
+	var (
+		b     pgx.Batch
+		user  domain.User
+		m     domain.Member
+		found bool
+	)
+	b.Queue(addMemberSQL, newID(), in.Email, org.ID, in.IsAdmin, in.RequireAcceptance, meta).QueryRow(func(row pgx.Row) error {
+		var err error
+		user, m, found, err = readAddMember(row)
+		return err
+	})
+	s.queueAddMemberMailLimit(&b, actor, org.ID, &in)
+	if err := c.tx.SendBatch(ctx, &b).Close(); err != nil {
 		return AddMemberResult{}, err
 	}
 	if !found {
 		return s.addMemberSlowTx(ctx, c, actor, org, in, meta)
 	}
 	return s.finishAddMemberTx(ctx, c, actor, org, in, user, m)
+}
+
+// queueAddMemberMailLimit queues in b, after addMemberSQL, the count of the email that
+// adding in.Email sends: whether the transaction commits an invitation or a notification,
+// exactly one email goes (the statement sees the user addMemberSQL found or created), and
+// when it does not commit, the count goes with it. The batch's Close then returns a
+// *domain.RateLimitError beyond a limit.
+func (s *Store) queueAddMemberMailLimit(b *pgx.Batch, actor domain.Actor, orgID string, in *AddMemberInput) {
+	if in.SendEmail {
+		s.queueMailLimit(b, mailLimit{actor: actor, org: orgID, email: in.Email})
+		in.mailCounted = true
+	}
 }
 
 // addMemberSQL finds or creates the user with an email and creates their membership in
@@ -353,9 +379,15 @@ func (s *Store) addMemberSlowTx(ctx context.Context, c *change, actor domain.Act
 }
 
 // finishAddMemberTx emits member_added and, for an active user, the notification, or
-// for a pending member, the invitation.
+// for a pending member, the invitation; it counts the email against the mail limits
+// unless the caller did.
 func (s *Store) finishAddMemberTx(ctx context.Context, c *change, actor domain.Actor, org domain.Organization, in AddMemberInput, user domain.User, m domain.Member) (AddMemberResult, error) {
 	var res AddMemberResult
+	if in.SendEmail && !in.mailCounted {
+		if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: org.ID, email: user.Email}); err != nil {
+			return res, err
+		}
+	}
 	pending := m.Status == domain.MemberPending
 	m.User = user
 	m.Role = domain.RoleOf(m.IsAdmin, false)
@@ -364,9 +396,6 @@ func (s *Store) finishAddMemberTx(ctx context.Context, c *change, actor domain.A
 	if !pending {
 		res.Status = "added"
 		if in.SendEmail {
-			if err := s.limitMailTx(ctx, c.tx, mailLimit{actor: actor, org: org.ID, userID: user.ID}); err != nil {
-				return res, err
-			}
 			c.enqueue(jobs.SendNotificationArgs{OrganizationID: org.ID, UserID: user.ID, ActorID: actor.UserID, AddedAt: m.CreatedAt, Message: in.Message})
 		}
 		return res, nil
