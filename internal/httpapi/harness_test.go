@@ -36,14 +36,14 @@ type apiBundle struct {
 // setupAPI's opts change the API's configuration before NewServer.
 func setupAPI(t testing.TB, opts ...func(*httpapi.Config)) *apiBundle {
 	t.Helper()
-	return setupAPIStore(t, postgres.StoreConfig{})
+	return setupAPIStore(t, postgres.StoreConfig{}, opts...)
 }
 
-// setupAPIStore is setupAPI with a store configured by cfg (mail limits, a clock).
-func setupAPIStore(t testing.TB, cfg postgres.StoreConfig) *apiBundle {
+// setupAPIStore is setupAPI with a store configured by storeCfg (mail limits, a clock).
+func setupAPIStore(t testing.TB, storeCfg postgres.StoreConfig, opts ...func(*httpapi.Config)) *apiBundle {
 	t.Helper()
 	pool := postgrestest.New(t)
-	store := postgres.NewStore(pool, cfg)
+	store := postgres.NewStore(pool, storeCfg)
 	signer, err := token.NewSigner([]string{"api-test-key-0123456789-0123456789"})
 	if err != nil {
 		t.Fatal(err)

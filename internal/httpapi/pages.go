@@ -236,7 +236,7 @@ func (p *pages) signupSubmit() http.Handler {
 			return
 		case errors.Is(err, domain.ErrRateLimited): // the address's mail limit
 			w.Header().Set("Retry-After", classify(err).GetHeaders().Get("Retry-After"))
-			p.render(w, r, http.StatusTooManyRequests, "signup.html", pageData{Title: "Sign up", CSRF: csrfToken(w, r), Form: form,
+			p.render(w, r, http.StatusTooManyRequests, "signup.html", pageData{Title: "Sign up", CSRF: p.csrfToken(w, r), Form: form,
 				FieldErrors: map[string]string{"email": "This address got too many emails this hour; try again later."}})
 			return
 		case err != nil:
