@@ -54,6 +54,7 @@ type report struct {
 	undrainedJobs, unpublished                 int
 	problems                                   []string
 	slowest                                    []*request
+	deadAnswers                                int
 }
 
 func (rp *report) problem(format string, args ...any) {
@@ -79,7 +80,8 @@ func (rp *report) failures() []string {
 		rp.dupEmails, rp.mailBound, rp.mailWorker, rp.mailKills, rp.pgKills)
 	add(rp.unexpectedEmails > 0, "%d emails to addresses nothing invited or signed up, want 0", rp.unexpectedEmails)
 	add(rp.orderViolations > 0, "%d ordering violations, want 0", rp.orderViolations)
-	add(rp.deadConflicts > 0, "%d answers 409 idempotency_conflict for a request no longer running, want 0", rp.deadConflicts)
+	add(rp.deadConflicts > 0, "%d requests answered 409 idempotency_conflict (%d times) while their first attempt was no longer running, want 0",
+		rp.deadConflicts, rp.deadAnswers)
 	add(rp.endedConflict > 0, "%d requests ended on 409 idempotency_conflict, want 0", rp.endedConflict)
 	add(rp.wrongAnswers > 0, "%d requests (or bulk items) ended on an answer other than their first (see the problems), want 0", rp.wrongAnswers)
 	add(rp.unanswered > 0, "%d requests got no answer but errors within the retry budget, want 0", rp.unanswered)
@@ -142,7 +144,7 @@ func (rp *report) table() string {
 	}
 	fmt.Fprintf(w, "fault soak: %s, %v of load\t\n", rp.name, rp.duration.Round(time.Second))
 	fmt.Fprintf(w, "requests\t%d (%s); %d acknowledged; %d ticks skipped (clients busy)\n", total, strings.Join(per, ", "), rp.acked, rp.skipped)
-	fmt.Fprintf(w, "kills\tapi %d, mailer %d, reminder %d (SIGKILL); nats %d (SIGKILL); postgres %d (%d connections terminated)\n",
+	fmt.Fprintf(w, "kills\tapi %d, mailer %d, reminder %d (SIGKILL); nats %d (SIGTERM and start); postgres %d (%d connections terminated)\n",
 		kills["api"], kills["mailer"], kills["reminder"], kills["nats"], kills["pg"], pgEnded)
 	fmt.Fprintf(w, "restarts\t%d\n", restarts)
 	fmt.Fprintf(w, "lost (must be 0)\t%d: rows %d, emails %d, events %d\n", rp.lost(), rp.lostRows, rp.lostEmails, rp.lostEvents)
@@ -150,8 +152,8 @@ func (rp *report) table() string {
 	fmt.Fprintf(w, "duplicate emails\t%d (bound %d = %d workers × (%d mailer kills + %d Postgres kills)); unexpected %d\n",
 		rp.dupEmails, rp.mailBound, rp.mailWorker, rp.mailKills, rp.pgKills, rp.unexpectedEmails)
 	fmt.Fprintf(w, "ordering violations\t%d\n", rp.orderViolations)
-	fmt.Fprintf(w, "retries\t409 for a request no longer running %d; ended on 409 %d; other answer than the first %d; unanswered %d\n",
-		rp.deadConflicts, rp.endedConflict, rp.wrongAnswers, rp.unanswered)
+	fmt.Fprintf(w, "retries\t409 for a request no longer running %d (%d answers); ended on 409 %d; other answer than the first %d; unanswered %d\n",
+		rp.deadConflicts, rp.deadAnswers, rp.endedConflict, rp.wrongAnswers, rp.unanswered)
 	fmt.Fprintf(w, "latency while faults ran\tp50 %s, p99 %s, max %s (a request with its retries)\n",
 		round(quantile(rp.latencies, 0.5)), round(quantile(rp.latencies, 0.99)), round(slices.Max(append([]time.Duration{0}, rp.latencies...))))
 	for _, k := range kinds {
@@ -178,15 +180,26 @@ func (rp *report) table() string {
 }
 
 // drain waits until every event is published, no mail job is unfinished and every address
-// that should have an email has one, at most bound; it returns how long that took.
+// that should have an email has one, at most bound. Once nothing is left to publish or
+// send for 5 s, the emails still missing are lost, not late: jobs are inserted with their
+// change, so no job can appear later.
 func drain(ctx context.Context, c *cluster, rp *report, bound time.Duration) {
 	start := time.Now()
+	var idleSince time.Time
 	for {
 		_ = c.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&rp.unpublished)
 		_ = c.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE queue = 'mail'
 			AND state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`).Scan(&rp.undrainedJobs)
-		missing := len(expectedAddrs(ctx, c)) - len(intersect(expectedAddrs(ctx, c), sinkCounts(c)))
-		if rp.unpublished == 0 && rp.undrainedJobs == 0 && missing == 0 {
+		want := expectedAddrs(ctx, c)
+		missing := len(want) - len(intersect(want, sinkCounts(c)))
+		idle := rp.unpublished == 0 && rp.undrainedJobs == 0
+		switch {
+		case !idle:
+			idleSince = time.Time{}
+		case idleSince.IsZero():
+			idleSince = time.Now()
+		}
+		if idle && (missing == 0 || time.Since(idleSince) > 5*time.Second) {
 			rp.drain, rp.drained = time.Since(start), true
 			time.Sleep(time.Second) // let stragglers arrive before counting duplicates
 			return
@@ -414,10 +427,10 @@ func parseAnswers(reqs []*request, rp *report) {
 	}
 	for _, r := range reqs {
 		rp.requests[r.kind]++
-		switch {
-		case r.deadRunning > 0:
-			rp.deadConflicts += r.deadRunning
-			rp.problem("409 idempotency_conflict while no earlier attempt could run: %s", r)
+		if r.deadRunning > 0 {
+			rp.deadConflicts++
+			rp.deadAnswers += r.deadRunning
+			rp.problem("%d answers 409 idempotency_conflict while no earlier attempt could run: %s", r.deadRunning, r)
 		}
 		if !r.ok() {
 			switch {

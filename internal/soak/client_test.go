@@ -52,7 +52,12 @@ type request struct {
 func (r *request) ok() bool { return r.status >= 200 && r.status < 300 }
 
 func (r *request) String() string {
-	return fmt.Sprintf("%s %s %s (key %s, %d attempts): %d %s", r.kind, r.method, r.path, r.key, r.attempts, r.status, bytes.TrimSpace(r.answer))
+	answer := bytes.TrimSpace(r.answer)
+	if len(answer) > 160 {
+		answer = append(answer[:160:160], "…"...)
+	}
+	return fmt.Sprintf("%s %s %s (key %s, %d attempts over %v): %d %s", r.kind, r.method, r.path, r.key, r.attempts,
+		r.done.Sub(r.sent).Round(time.Millisecond), r.status, answer)
 }
 
 // newKey returns a fresh Idempotency-Key.
@@ -95,7 +100,10 @@ func (cl *client) do(ctx context.Context, r *request) {
 		a := attempt{role: fmt.Sprintf("api%d", i)}
 		a.gen = cl.c.generation(a.role)
 		r.attempts++
+		busy := cl.c.busy(a.role)
+		busy.Add(1)
 		status, code, body, replayed, err := cl.send(ctx, cl.c.apiURLs[i], r)
+		busy.Add(-1)
 		retryable := false
 		switch {
 		case err != nil:

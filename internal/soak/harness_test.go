@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +82,8 @@ type clusterConfig struct {
 	mailWorkers int
 	// rescueAfter is ORGS_JOB_RESCUE_AFTER.
 	rescueAfter time.Duration
+	// smtpDelay holds each write of the mailer to the SMTP server (0: direct).
+	smtpDelay time.Duration
 }
 
 // cluster is one deployment of orgs run as OS processes: a Postgres schema, a NATS
@@ -93,9 +97,12 @@ type cluster struct {
 	dbURL   string        // the processes' URL, with their application_name
 	appName string
 	smtp    *mailtest.Server
+	mailURL string // the sink, or the slow proxy in front of it
 	nats    *natsServer
 	apiURLs []string // fixed across restarts: links and clients keep working
 	logDir  string
+
+	inflight sync.Map // role → *atomic.Int64: requests sent to it and not yet answered
 
 	mu    sync.Mutex
 	procs map[string]*proc // by role: api0, api1, mailer, reminder
@@ -117,6 +124,10 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		gen:     map[string]int{},
 	}
 	c.dbURL = schemaURL + "&application_name=" + c.appName
+	c.mailURL = c.smtp.URL()
+	if cfg.smtpDelay > 0 {
+		c.mailURL = "smtp://" + slowProxy(t, c.smtp.Addr(), cfg.smtpDelay)
+	}
 	for range cfg.apiReplicas {
 		c.apiURLs = append(c.apiURLs, "http://"+freeAddr(t))
 	}
@@ -164,7 +175,7 @@ func (c *cluster) env(role string) map[string]string {
 		"ORGS_PUBLIC_URL":          c.apiURLs[0],
 		"ORGS_SECRET_KEY":          secretKey,
 		"ORGS_API_KEYS":            "soak:" + serviceKey,
-		"ORGS_MAIL_URL":            c.smtp.URL(),
+		"ORGS_MAIL_URL":            c.mailURL,
 		"ORGS_MAIL_FROM":           "orgs <no-reply@orgs.test>",
 		"ORGS_MAIL_WORKERS":        strconv.Itoa(c.cfg.mailWorkers),
 		"ORGS_SITE_NAME":           "Orgs Soak",
@@ -243,6 +254,32 @@ func (c *cluster) generation(role string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen[role]
+}
+
+// busy returns the counter of role's requests in flight.
+func (c *cluster) busy(role string) *atomic.Int64 {
+	v, _ := c.inflight.LoadOrStore(role, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// waitBusy waits up to max until role has work in flight (requests for an api, running
+// jobs for the mailer), so that a kill lands on work rather than on an idle process.
+func (c *cluster) waitBusy(role string, max time.Duration) {
+	for deadline := time.Now().Add(max); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		switch {
+		case strings.HasPrefix(role, "api"):
+			if c.busy(role).Load() > 0 {
+				return
+			}
+		case role == "mailer":
+			var n int
+			if c.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE state = 'running' AND queue = 'mail'`).Scan(&n) == nil && n > 0 {
+				return
+			}
+		default:
+			return
+		}
+	}
 }
 
 // terminateBackends ends every Postgres connection of the cluster's processes (not the
@@ -400,6 +437,26 @@ func (n *natsServer) start() error {
 	return waitHTTP("nats-server", "http://"+n.monitor+"/healthz", 30*time.Second, done, logPath)
 }
 
+// stop stops the server with SIGTERM (SIGKILL after 10 s). The chaos loop does not
+// SIGKILL it: a single nats-server acknowledges a message up to 8 ms before writing it
+// (its file store coalesces writes), so a SIGKILL may lose acknowledged messages, which
+// replicas (ORGS_NATS_REPLICAS=3) cover in production and no orgs process can.
+func (n *natsServer) stop() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
 func (n *natsServer) kill() {
 	n.mu.Lock()
 	cmd, done := n.cmd, n.done
@@ -421,4 +478,78 @@ func retry(attempts int, pause time.Duration, f func() error) error {
 		time.Sleep(pause)
 	}
 	return errors.Join(fmt.Errorf("%d attempts", attempts), err)
+}
+
+// slowProxy forwards TCP connections on 127.0.0.1 to target, holding each chunk the
+// client writes for delay: an SMTP server some milliseconds away, so that a killed
+// mailer has sends in flight. It closes when the test ends.
+func slowProxy(t testing.TB, target string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	track := func(c net.Conn, add bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if add {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			track(in, true)
+			track(out, true)
+			closeBoth := func() {
+				in.Close()
+				out.Close()
+				track(in, false)
+				track(out, false)
+			}
+			wg.Go(func() {
+				defer closeBoth()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := in.Read(buf)
+					if n > 0 {
+						time.Sleep(delay)
+						if _, werr := out.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				defer closeBoth()
+				_, _ = io.Copy(in, out)
+			})
+		}
+	})
+	return ln.Addr().String()
 }

@@ -47,7 +47,8 @@ func envInt(t *testing.T, name string, def int) int {
 // processes, then checks that nothing acknowledged was lost, nothing was made twice and
 // every organization's events are in commit order. SOAK_DURATION (45s) is how long the
 // load and the faults run, SOAK_RATE (20) the requests per second, SOAK_FAULT_EVERY (3s)
-// the mean pause between faults.
+// the mean pause between faults, SOAK_SMTP_DELAY (15ms) how long each write to the SMTP
+// server is held (so that a killed mailer has sends in flight).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault soak runs processes for a minute or more")
@@ -59,7 +60,8 @@ func TestSoak(t *testing.T) {
 	// first request died, so that such a retry's answer is checked too.
 	retryFor := envDuration(t, "SOAK_RETRY_FOR", 75*time.Second)
 	const workers = 8
-	c := newCluster(t, clusterConfig{apiReplicas: 2, mailWorkers: workers, rescueAfter: 15 * time.Second})
+	c := newCluster(t, clusterConfig{apiReplicas: 2, mailWorkers: workers, rescueAfter: 15 * time.Second,
+		smtpDelay: envDuration(t, "SOAK_SMTP_DELAY", 15*time.Millisecond)})
 	for _, role := range c.roles() {
 		if err := c.start(role); err != nil {
 			t.Fatal(err)
@@ -147,7 +149,7 @@ func finish(t *testing.T, ctx context.Context, c *cluster, reqs []*request, rp *
 	}
 }
 
-// chaos SIGKILLs a random process, restarts NATS or ends the processes' Postgres
+// chaos SIGKILLs a random process (once it has work in flight), restarts NATS or ends the processes' Postgres
 // connections every ~every (uniformly between half and one and a half of it) until ctx
 // ends, each process coming back after a pause of up to 500 ms, and returns what it did.
 func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
@@ -166,7 +168,7 @@ func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
 			ft.ended, ft.err = c.terminateBackends(context.Background())
 			ft.recovery = time.Since(ft.at)
 		case "nats":
-			c.nats.kill()
+			c.nats.stop()
 			time.Sleep(rand.N(2 * time.Second))
 			ft.err = retry(3, time.Second, c.nats.start)
 			ft.recovery = time.Since(ft.at)
@@ -175,6 +177,7 @@ func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
 			if role == "api" {
 				role = fmt.Sprintf("api%d", rand.IntN(c.cfg.apiReplicas))
 			}
+			c.waitBusy(role, time.Second)
 			c.kill(role)
 			time.Sleep(rand.N(500 * time.Millisecond))
 			ft.err = retry(3, time.Second, func() error {
