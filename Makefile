@@ -5,6 +5,8 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 BENCHTIME ?= 1s
+SOAK_DURATION ?= 10m
+SOAK_TIMEOUT ?= 1h
 GOFILES = find . -name '*.go' -not -path './.tmp/*' -not -path './bin/*' -print0
 
 .PHONY: help run test bench build lint db db-stop clean
@@ -21,6 +23,11 @@ test: ## vet, gofmt check and every test, with a throwaway Postgres (what CI run
 bench: ## run the benchmarks (BENCHTIME=1s) against the test database
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/pg.sh start)}" \
 		go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+.PHONY: soak
+soak: ## the fault soak: load and faults for SOAK_DURATION (10m), then its checks and table
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/pg.sh start)}" SOAK_DURATION=$(SOAK_DURATION) \
+		go test -count=1 -run '^TestSoak$$' -v -timeout $(SOAK_TIMEOUT) ./internal/soak/
 
 build: ## build every command into bin/
 	go build -o bin/ ./cmd/...
