@@ -689,11 +689,6 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 	// Every acknowledged request's own events, and commit order per organization: a
 	// request acknowledged before another was sent committed first, so its events come
 	// first on the stream.
-	type span struct {
-		sent, done time.Time
-		lo, hi     int
-		r          *request
-	}
 	perOrg := map[string][]span{}
 	for _, r := range reqs {
 		if !r.ok() {
@@ -722,6 +717,24 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 			perOrg[r.orgID] = append(perOrg[r.orgID], sp)
 		}
 	}
+	for _, v := range commitOrder(perOrg) {
+		rp.orderViolations++
+		rp.problem("%s", v)
+	}
+}
+
+// span is an acknowledged request and the stream positions of its events on one
+// organization.
+type span struct {
+	sent, done time.Time
+	lo, hi     int
+	r          *request
+}
+
+// commitOrder returns a violation for each request whose events come before those of a
+// request acknowledged before it was sent, per organization.
+func commitOrder(perOrg map[string][]span) []string {
+	var out []string
 	for org, spans := range perOrg {
 		sort.Slice(spans, func(i, j int) bool { return spans[i].done.Before(spans[j].done) })
 		prefix := make([]int, len(spans)) // index of the span with the latest event among spans[:i+1]
@@ -737,10 +750,10 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 				continue
 			}
 			if x := spans[prefix[n-1]]; x.hi > y.lo {
-				rp.orderViolations++
-				rp.problem("organization %s: %s was acknowledged before %s was sent, yet its event at stream position %d follows position %d",
-					org, x.r.kind, y.r.kind, x.hi, y.lo)
+				out = append(out, fmt.Sprintf("organization %s: %s (key %s) was answered before %s (key %s) was sent, yet its event at stream position %d follows position %d",
+					org, x.r.kind, x.r.key, y.r.kind, y.r.key, x.hi, y.lo))
 			}
 		}
 	}
+	return out
 }

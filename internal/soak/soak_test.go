@@ -170,7 +170,13 @@ func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
 		case "nats":
 			c.nats.stop()
 			time.Sleep(rand.N(2 * time.Second))
-			ft.err = retry(3, time.Second, c.nats.start)
+			ft.err = retry(3, time.Second, func() error {
+				err := c.nats.start()
+				if err != nil {
+					c.nats.kill() // a server that did not get ready is not left running
+				}
+				return err
+			})
 			ft.recovery = time.Since(ft.at)
 		default:
 			role := ft.kind
@@ -212,6 +218,7 @@ type world struct {
 	orgs      []orgRef
 	emailOrg  map[string]string // invited address → organization
 	sinkSeen  int
+	lastScan  time.Time
 	links     []link
 	linkTaken map[string]bool // user ids whose link a client took
 }
@@ -318,6 +325,10 @@ func (w *world) next() *request {
 
 // scanSink collects the activation links of the emails that arrived since the last scan.
 func (w *world) scanSink() {
+	if time.Since(w.lastScan) < 200*time.Millisecond {
+		return
+	}
+	w.lastScan = time.Now()
 	msgs := w.c.smtp.Messages()
 	prefix := w.c.apiURLs[0] + "/activate/"
 	for _, m := range msgs[w.sinkSeen:] {
