@@ -24,7 +24,8 @@ func TestSIGKILLBurst(t *testing.T) {
 		killAfter = 60 // acknowledged invitations before the kill
 		workers   = 20
 	)
-	c := newCluster(t, clusterConfig{apiReplicas: 1, mailWorkers: workers, rescueAfter: 15 * time.Second})
+	c := newCluster(t, clusterConfig{apiReplicas: 1, mailWorkers: workers, rescueAfter: 15 * time.Second,
+		smtpDelay: envDuration(t, "SOAK_SMTP_DELAY", 15*time.Millisecond)})
 	for _, role := range c.roles() {
 		if err := c.start(role); err != nil {
 			t.Fatal(err)
@@ -59,6 +60,7 @@ func TestSIGKILLBurst(t *testing.T) {
 		case <-kill:
 		case <-time.After(30 * time.Second):
 		}
+		running := c.runningMailJobs()
 		at := time.Now()
 		c.kill("api0")
 		c.kill("mailer")
@@ -69,6 +71,10 @@ func TestSIGKILLBurst(t *testing.T) {
 			ft.err = retry(3, time.Second, func() error { return c.start(role) })
 			ft.recovery = time.Since(at)
 			faults = append(faults, ft)
+		}
+		if len(running) > 0 {
+			faults[1].stuck = len(running)
+			faults[1].jobsDone = c.waitJobsDone(running, at, 3*time.Minute)
 		}
 	}()
 

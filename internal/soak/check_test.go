@@ -24,6 +24,8 @@ type fault struct {
 	at       time.Time
 	recovery time.Duration // kill → ready again (pg: backends ended)
 	ended    int           // pg: connections terminated
+	stuck    int           // mailer: jobs it was running when killed
+	jobsDone time.Duration // mailer: kill → those jobs done (-1: not within the bound)
 	err      error
 }
 
@@ -142,7 +144,7 @@ func (rp *report) table() string {
 	for _, k := range []string{"api", "mailer", "reminder", "nats"} {
 		restarts += len(rec[k])
 	}
-	fmt.Fprintf(w, "fault soak: %s, %v of load\t\n", rp.name, rp.duration.Round(time.Second))
+	fmt.Fprintf(&b, "fault soak: %s, %v of load\n", rp.name, rp.duration.Round(time.Second))
 	fmt.Fprintf(w, "requests\t%d (%s); %d acknowledged; %d ticks skipped (clients busy)\n", total, strings.Join(per, ", "), rp.acked, rp.skipped)
 	fmt.Fprintf(w, "kills\tapi %d, mailer %d, reminder %d (SIGKILL); nats %d (SIGTERM and start); postgres %d (%d connections terminated)\n",
 		kills["api"], kills["mailer"], kills["reminder"], kills["nats"], kills["pg"], pgEnded)
@@ -165,6 +167,21 @@ func (rp *report) table() string {
 		if ds := rec[k]; len(ds) > 0 {
 			fmt.Fprintf(w, "recovery %s\tkill → ready p50 %s, max %s (%d)\n", k, round(quantile(ds, 0.5)), round(slices.Max(ds)), len(ds))
 		}
+	}
+	var jobsDone []time.Duration
+	stuck, notDone := 0, 0
+	for _, ft := range rp.faults {
+		stuck += ft.stuck
+		switch {
+		case ft.jobsDone > 0:
+			jobsDone = append(jobsDone, ft.jobsDone)
+		case ft.jobsDone < 0:
+			notDone++
+		}
+	}
+	if stuck > 0 {
+		fmt.Fprintf(w, "recovery mailer jobs\tkill → the jobs it was running done p50 %s, max %s (%d jobs at %d kills; %d kills' jobs not done in 3m)\n",
+			round(quantile(jobsDone, 0.5)), round(slices.Max(append([]time.Duration{0}, jobsDone...))), stuck, len(jobsDone)+notDone, notDone)
 	}
 	fmt.Fprintf(w, "backlog drained\t%s after the load stopped (drained: %t)\n", round(rp.drain), rp.drained)
 	fmt.Fprintf(w, "jobs discarded\t%d (log lines of River's rescuer discarding a job of an unhandled kind: %d)\n", rp.discardedJobs, rp.rescuerLines)

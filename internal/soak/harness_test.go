@@ -282,6 +282,37 @@ func (c *cluster) waitBusy(role string, max time.Duration) {
 	}
 }
 
+// runningMailJobs returns the ids of the mail jobs now running.
+func (c *cluster) runningMailJobs() []int64 {
+	var ids []int64
+	rows, err := c.pool.Query(context.Background(), `SELECT id FROM river_job WHERE state = 'running' AND queue = 'mail'`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// waitJobsDone waits up to bound until none of the jobs ids is left to work (completed,
+// discarded or cancelled) and returns the time since since, or -1 after bound.
+func (c *cluster) waitJobsDone(ids []int64, since time.Time, bound time.Duration) time.Duration {
+	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		var n int
+		err := c.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE id = ANY($1)
+			AND state NOT IN ('completed', 'discarded', 'cancelled')`, ids).Scan(&n)
+		if err == nil && n == 0 {
+			return time.Since(since)
+		}
+	}
+	return -1
+}
+
 // terminateBackends ends every Postgres connection of the cluster's processes (not the
 // checker's) and returns how many it ended.
 func (c *cluster) terminateBackends(ctx context.Context) (int, error) {
@@ -291,13 +322,14 @@ func (c *cluster) terminateBackends(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// dumpLogs logs, for each log file, its warnings and errors (the last 20) and its last
-// 5 lines.
+// dumpLogs logs, for the last 20 log files, their last 10 warnings and errors and their
+// last 3 lines. The files stay in the test's temporary directory until it ends.
 func (c *cluster) dumpLogs() {
 	c.mu.Lock()
 	logs := append([]string(nil), c.logs...)
 	c.mu.Unlock()
-	for _, path := range append(logs, c.nats.logs...) {
+	logs = append(logs, c.nats.logs...)
+	for _, path := range logs[max(0, len(logs)-20):] {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			continue
@@ -309,9 +341,10 @@ func (c *cluster) dumpLogs() {
 				bad = append(bad, l)
 			}
 		}
-		bad = bad[max(0, len(bad)-20):]
-		lines = lines[max(0, len(lines)-5):]
-		c.t.Logf("--- %s: %d warnings and errors (last 20), last %d lines ---\n%s\n...\n%s", filepath.Base(path), len(bad), len(lines),
+		n := len(bad)
+		bad = bad[max(0, len(bad)-10):]
+		lines = lines[max(0, len(lines)-3):]
+		c.t.Logf("--- %s: %d warnings and errors (the last %d), then its last %d lines ---\n%s\n...\n%s", filepath.Base(path), n, len(bad), len(lines),
 			strings.Join(bad, "\n"), strings.Join(lines, "\n"))
 	}
 }

@@ -153,16 +153,25 @@ func finish(t *testing.T, ctx context.Context, c *cluster, reqs []*request, rp *
 // connections every ~every (uniformly between half and one and a half of it) until ctx
 // ends, each process coming back after a pause of up to 500 ms, and returns what it did.
 func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
-	var faults []fault
+	var (
+		faults   []*fault
+		watchers sync.WaitGroup
+	)
+	defer watchers.Wait()
 	kinds := []string{"api", "api", "api", "mailer", "mailer", "mailer", "reminder", "nats", "pg", "pg"}
 	for {
 		pause := every/2 + rand.N(every)
 		select {
 		case <-ctx.Done():
-			return faults
+			watchers.Wait()
+			out := make([]fault, len(faults))
+			for i, ft := range faults {
+				out[i] = *ft
+			}
+			return out
 		case <-time.After(pause):
 		}
-		ft := fault{kind: kinds[rand.IntN(len(kinds))], at: time.Now()}
+		ft := &fault{kind: kinds[rand.IntN(len(kinds))], at: time.Now()}
 		switch ft.kind {
 		case "pg":
 			ft.ended, ft.err = c.terminateBackends(context.Background())
@@ -184,7 +193,15 @@ func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
 				role = fmt.Sprintf("api%d", rand.IntN(c.cfg.apiReplicas))
 			}
 			c.waitBusy(role, time.Second)
+			var running []int64
+			if role == "mailer" {
+				running = c.runningMailJobs()
+			}
 			c.kill(role)
+			if len(running) > 0 {
+				ft.stuck = len(running)
+				watchers.Go(func() { ft.jobsDone = c.waitJobsDone(running, ft.at, 3*time.Minute) })
+			}
 			time.Sleep(rand.N(500 * time.Millisecond))
 			ft.err = retry(3, time.Second, func() error {
 				err := c.start(role)
