@@ -57,10 +57,15 @@ type report struct {
 	problems                                   []string
 	slowest                                    []*request
 	deadAnswers                                int
+	kinds                                      map[string]int // problems by format
 }
 
+// problem notes a problem the checks found; the table shows the first 5 of each kind.
 func (rp *report) problem(format string, args ...any) {
-	if len(rp.problems) < 40 {
+	if rp.kinds == nil {
+		rp.kinds = map[string]int{}
+	}
+	if rp.kinds[format]++; rp.kinds[format] <= 5 {
 		rp.problems = append(rp.problems, fmt.Sprintf(format, args...))
 	}
 }
@@ -188,7 +193,11 @@ func (rp *report) table() string {
 	fmt.Fprintf(w, "stream duplicates by id\t%d\n", rp.streamDups)
 	w.Flush()
 	if len(rp.problems) > 0 {
-		b.WriteString("first problems:\n  " + strings.Join(rp.problems, "\n  ") + "\n")
+		more := 0
+		for _, n := range rp.kinds {
+			more += max(0, n-5)
+		}
+		fmt.Fprintf(&b, "problems (the first 5 of each kind; %d more):\n  %s\n", more, strings.Join(rp.problems, "\n  "))
 	}
 	for _, r := range rp.slowest {
 		fmt.Fprintf(&b, "slow: %s took %v:\n    %s\n", r.kind, r.done.Sub(r.sent).Round(time.Millisecond), strings.Join(r.history, "\n    "))
