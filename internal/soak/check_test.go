@@ -58,6 +58,7 @@ type report struct {
 	slowest                                    []*request
 	deadAnswers                                int
 	kinds                                      map[string]int // problems by format
+	events                                     [3]int         // in the outbox, on the stream, in GET /v1/events
 }
 
 // problem notes a problem the checks found; the table shows the first 5 of each kind.
@@ -68,6 +69,16 @@ func (rp *report) problem(format string, args ...any) {
 	if rp.kinds[format]++; rp.kinds[format] <= 5 {
 		rp.problems = append(rp.problems, fmt.Sprintf(format, args...))
 	}
+}
+
+// faultBefore names the last fault before at.
+func (rp *report) faultBefore(at time.Time) string {
+	for i := len(rp.faults) - 1; i >= 0; i-- {
+		if ft := rp.faults[i]; !ft.at.After(at) {
+			return fmt.Sprintf("%v after a %s fault at %s", at.Sub(ft.at).Round(time.Millisecond), ft.kind, ft.at.Format("15:04:05.000"))
+		}
+	}
+	return "before any fault"
 }
 
 func (rp *report) lost() int    { return rp.lostRows + rp.lostEmails + rp.lostEvents }
@@ -190,7 +201,8 @@ func (rp *report) table() string {
 	}
 	fmt.Fprintf(w, "backlog drained\t%s after the load stopped (drained: %t)\n", round(rp.drain), rp.drained)
 	fmt.Fprintf(w, "jobs discarded\t%d (log lines of River's rescuer discarding a job of an unhandled kind: %d)\n", rp.discardedJobs, rp.rescuerLines)
-	fmt.Fprintf(w, "stream duplicates by id\t%d\n", rp.streamDups)
+	fmt.Fprintf(w, "events\t%d in the outbox, %d on the stream (%d duplicates by id), %d in GET /v1/events\n",
+		rp.events[0], rp.events[1], rp.streamDups, rp.events[2])
 	w.Flush()
 	if len(rp.problems) > 0 {
 		more := 0
@@ -654,10 +666,13 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 	type outboxRow struct {
 		seq       int64
 		published bool
+		typ       string
+		at        time.Time // published_at, else occurred_at
 	}
 	outbox := map[string]outboxRow{}
 	var outboxOrder []string
-	rows, err = c.pool.Query(ctx, `SELECT id::text, coalesce(seq, 0), published_at IS NOT NULL FROM outbox ORDER BY seq NULLS LAST`)
+	rows, err = c.pool.Query(ctx, `SELECT id::text, coalesce(seq, 0), published_at IS NOT NULL, type,
+		coalesce(published_at, occurred_at) FROM outbox ORDER BY seq NULLS LAST`)
 	if err != nil {
 		rp.problem("read outbox: %v", err)
 		return
@@ -665,7 +680,7 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 	for rows.Next() {
 		var id string
 		var o outboxRow
-		_ = rows.Scan(&id, &o.seq, &o.published)
+		_ = rows.Scan(&id, &o.seq, &o.published, &o.typ, &o.at)
 		outbox[id] = o
 		outboxOrder = append(outboxOrder, id)
 	}
@@ -685,6 +700,7 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 	six, suniq, sdups := index(stream)
 	rix, runiq, _ := index(rpl)
 	rp.streamDups = sdups
+	rp.events = [3]int{len(outboxOrder), len(suniq), len(runiq)}
 	onStream, inReplay := map[string]bool{}, map[string]bool{}
 	for _, ev := range suniq {
 		onStream[ev.ID] = true
@@ -696,7 +712,8 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 		o := outbox[id]
 		if !o.published || !onStream[id] || !inReplay[id] {
 			rp.lostEvents++
-			rp.problem("outbox event %s (seq %d, published %t): on the stream %t, in GET /v1/events %t", id, o.seq, o.published, onStream[id], inReplay[id])
+			rp.problem("outbox event %s %s (seq %d, published %t at %s, %s): on the stream %t, in GET /v1/events %t",
+				o.typ, id, o.seq, o.published, o.at.Format("15:04:05.000"), rp.faultBefore(o.at), onStream[id], inReplay[id])
 		}
 	}
 	for what, evs := range map[string][]orgsevents.Event{"stream": suniq, "GET /v1/events": runiq} {

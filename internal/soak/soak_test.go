@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +49,8 @@ func envInt(t *testing.T, name string, def int) int {
 // every organization's events are in commit order. SOAK_DURATION (45s) is how long the
 // load and the faults run, SOAK_RATE (20) the requests per second, SOAK_FAULT_EVERY (3s)
 // the mean pause between faults, SOAK_SMTP_DELAY (15ms) how long each write to the SMTP
-// server is held (so that a killed mailer has sends in flight).
+// server is held (so that a killed mailer has sends in flight), SOAK_FAULTS (all) which
+// faults to make, of api, mailer, reminder, nats and pg.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault soak runs processes for a minute or more")
@@ -91,7 +93,11 @@ func TestSoak(t *testing.T) {
 	loadCtx, stopLoad := context.WithTimeout(ctx, duration)
 	defer stopLoad()
 	chaosDone := make(chan []fault)
-	go func() { chaosDone <- chaos(loadCtx, c, every) }()
+	var only []string
+	if s := os.Getenv("SOAK_FAULTS"); s != "" {
+		only = strings.Split(s, ",")
+	}
+	go func() { chaosDone <- chaos(loadCtx, c, every, only) }()
 	start := time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 load:
@@ -109,8 +115,8 @@ load:
 	}
 	tick.Stop()
 	close(jobs)
-	rp.faults = <-chaosDone
 	faultsEnd := time.Now()
+	rp.faults = <-chaosDone
 	wg.Wait() // each request ends within retryFor
 	t.Logf("load and faults stopped after %v; the last request ended %v later",
 		faultsEnd.Sub(start).Round(time.Second), time.Since(faultsEnd).Round(time.Second))
@@ -152,13 +158,16 @@ func finish(t *testing.T, ctx context.Context, c *cluster, reqs []*request, rp *
 // chaos SIGKILLs a random process (once it has work in flight), restarts NATS or ends the processes' Postgres
 // connections every ~every (uniformly between half and one and a half of it) until ctx
 // ends, each process coming back after a pause of up to 500 ms, and returns what it did.
-func chaos(ctx context.Context, c *cluster, every time.Duration) []fault {
+func chaos(ctx context.Context, c *cluster, every time.Duration, only []string) []fault {
 	var (
 		faults   []*fault
 		watchers sync.WaitGroup
 	)
 	defer watchers.Wait()
 	kinds := []string{"api", "api", "api", "mailer", "mailer", "mailer", "reminder", "nats", "pg", "pg"}
+	if len(only) > 0 {
+		kinds = slices.DeleteFunc(kinds, func(k string) bool { return !slices.Contains(only, k) })
+	}
 	for {
 		pause := every/2 + rand.N(every)
 		select {
