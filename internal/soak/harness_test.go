@@ -124,6 +124,14 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		gen:     map[string]int{},
 	}
 	c.dbURL = schemaURL + "&application_name=" + c.appName
+	if dir := os.Getenv("SOAK_LOG_DIR"); dir != "" {
+		// Keep the processes' logs after the test, for a look at a failure.
+		c.logDir = filepath.Join(dir, t.Name()+"-"+c.appName)
+		if err := os.MkdirAll(c.logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("process logs in %s", c.logDir)
+	}
 	c.mailURL = c.smtp.URL()
 	if cfg.smtpDelay > 0 {
 		c.mailURL = "smtp://" + slowProxy(t, c.smtp.Addr(), cfg.smtpDelay)

@@ -50,7 +50,8 @@ func envInt(t *testing.T, name string, def int) int {
 // load and the faults run, SOAK_RATE (20) the requests per second, SOAK_FAULT_EVERY (3s)
 // the mean pause between faults, SOAK_SMTP_DELAY (15ms) how long each write to the SMTP
 // server is held (so that a killed mailer has sends in flight), SOAK_FAULTS (all) which
-// faults to make, of api, mailer, reminder, nats and pg.
+// faults to make, of api, mailer, reminder, nats and pg, SOAK_LOG_DIR where to keep the
+// processes' logs.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault soak runs processes for a minute or more")
