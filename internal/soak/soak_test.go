@@ -123,8 +123,8 @@ load:
 		faultsEnd.Sub(start).Round(time.Second), time.Since(faultsEnd).Round(time.Second))
 
 	for _, r := range log.all() {
-		if !r.sent.Before(faultsEnd) {
-			continue
+		if r.sent.Before(start) || !r.sent.Before(faultsEnd) {
+			continue // set-up, or sent after the faults stopped
 		}
 		d := r.done.Sub(r.sent)
 		rp.latencies = append(rp.latencies, d)
