@@ -545,19 +545,28 @@ func verify(ctx context.Context, c *cluster, reqs []*request, rp *report) {
 	parseAnswers(reqs, rp)
 
 	// Rows of every acknowledged request.
-	users := map[string]bool{} // id → is_active
-	rows, err := c.pool.Query(ctx, `SELECT id::text, is_active FROM users`)
+	users := map[string]bool{}     // id → is_active
+	byEmail := map[string]string{} // lower(email) → id
+	rows, err := c.pool.Query(ctx, `SELECT id::text, is_active, lower(email) FROM users`)
 	if err != nil {
 		rp.problem("read users: %v", err)
 		return
 	}
 	for rows.Next() {
-		var id string
+		var id, email string
 		var active bool
-		_ = rows.Scan(&id, &active)
+		_ = rows.Scan(&id, &active, &email)
 		users[id] = active
+		byEmail[email] = id
 	}
 	rows.Close()
+	// An anonymous sign-up's answer carries no user id (it may be an invited person's
+	// account): the user is the one with the address it signed up.
+	for _, r := range reqs {
+		if r.ok() && r.kind == "signup" && r.userID == "" && len(r.emails) > 0 {
+			r.userID = byEmail[strings.ToLower(r.emails[0])]
+		}
+	}
 	orgs := map[string]string{} // id → owner
 	byName := map[string]int{}
 	rows, err = c.pool.Query(ctx, `SELECT id::text, owner_id::text, name FROM organizations`)
