@@ -38,6 +38,8 @@ type RelayConfig struct {
 	// LockRetry is how often a standby relay tries to become the leader (default 1s), and
 	// how often the leader checks its lock connection.
 	LockRetry time.Duration
+	// lockName overrides the relay lock's name: tests run two leaders at once with it.
+	lockName string
 	// AckTimeout bounds the wait for JetStream's acks of one batch (default 10s).
 	AckTimeout time.Duration
 	// Stream is the stream configuration the leader ensures when it takes over.
@@ -160,7 +162,11 @@ func (r *Relay) campaign(ctx context.Context) error {
 
 	for {
 		var ok bool
-		err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1 || current_schema()))", relayLockName).Scan(&ok)
+		name := relayLockName
+		if r.cfg.lockName != "" {
+			name = r.cfg.lockName
+		}
+		err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1 || current_schema()))", name).Scan(&ok)
 		if err != nil {
 			return fmt.Errorf("try relay lock: %w", err)
 		}
@@ -232,6 +238,11 @@ type leader struct {
 	// blocked is set when the last fetch saw committed rows that it could not sequence
 	// yet because an older transaction was still open.
 	blocked bool
+	// lastSeq and lastID are the seq and id of the stream's last event, as far as this
+	// leader knows (lastSeq 0: unknown, as on an empty or expired stream). The next event
+	// to publish must be lastSeq+1, and each message names its predecessor's id.
+	lastSeq int64
+	lastID  string
 }
 
 // ack records that JetStream acked the events from..to (following any acked before).
@@ -551,7 +562,18 @@ func (r *Relay) sequence(ctx context.Context, markFrom, markTo int64) ([]row, bo
 // It returns how many rows, from the first, JetStream acked in order; the caller marks
 // them published. On any failure the caller reconciles with the stream before publishing
 // again.
+//
+// Each message also names the id of the event before it (Nats-Expected-Last-Msg-Id), and
+// a batch that does not follow the stream's last known event is not sent: while an old
+// leader that lost its lock still publishes, a new one may have sequenced later rows than
+// the old one's last; the stream sequence alone would let such a row in after a gap (the
+// stream's positions filled by the other's messages), and reconcile would then mark the
+// rows in the gap published. With the chain, the stream holds the events in seq order
+// with none missing.
 func (r *Relay) publish(ctx context.Context, st *leader, rows []row) (int, error) {
+	if st.lastSeq != 0 && rows[0].seq != st.lastSeq+1 {
+		return 0, fmt.Errorf("publish event seq %d: the stream's last event is seq %d; reconciling", rows[0].seq, st.lastSeq)
+	}
 	base := st.streamSeq
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var pubErr error
@@ -563,18 +585,31 @@ func (r *Relay) publish(ctx context.Context, st *leader, rows []row) (int, error
 	}
 	buf := make([]byte, 0, size)
 	msgs := make([]nats.Msg, len(rows))
-	vals := make([]string, 3*len(rows))
+	vals := make([]string, 4*len(rows))
 	for i, x := range rows {
+		if i > 0 && x.seq != rows[i-1].seq+1 {
+			pubErr = fmt.Errorf("publish event seq %d: not consecutive to seq %d", x.seq, rows[i-1].seq)
+			break
+		}
 		start := len(buf)
 		buf = Envelope{ID: x.id, Source: r.cfg.Source, Type: x.typ, Subject: x.subject,
 			Time: x.occurredAt, Seq: x.seq, Data: x.data}.AppendJSON(buf)
-		v := vals[3*i : 3*i+3 : 3*i+3]
+		v := vals[4*i : 4*i+4 : 4*i+4]
 		v[0], v[1], v[2] = x.id, strconv.FormatInt(x.seq, 10), strconv.FormatUint(base+uint64(i), 10)
 		m := &msgs[i]
 		m.Subject = r.subject(x.typ)
 		// The expected last sequence is set here rather than with
 		// jetstream.WithExpectLastSequence, which allocates options per message.
 		m.Header = nats.Header{nats.MsgIdHdr: v[0:1:1], HeaderSeq: v[1:2:2], jetstream.ExpectedLastSeqHeader: v[2:3:3]}
+		switch {
+		case i > 0:
+			v[3] = rows[i-1].id
+		case st.lastSeq != 0:
+			v[3] = st.lastID
+		}
+		if v[3] != "" {
+			m.Header[jetstream.ExpectedLastMsgIDHeader] = v[3:4:4]
+		}
 		m.Data = buf[start:len(buf):len(buf)]
 		f, err := r.js.PublishMsgAsync(m)
 		if err != nil {
@@ -621,6 +656,9 @@ wait:
 		}
 	}
 	st.streamSeq = base + uint64(acked)
+	if acked > 0 {
+		st.lastSeq, st.lastID = rows[acked-1].seq, rows[acked-1].id
+	}
 	return acked, errors.Join(pubErr, ackErr)
 }
 
@@ -652,6 +690,7 @@ func (r *Relay) reconcile(ctx context.Context, st *leader) error {
 	info := stream.CachedInfo()
 	last := info.State.LastSeq
 	st.streamSeq, st.synced, st.leftovers, st.next = last, false, true, nil
+	st.lastSeq, st.lastID = 0, ""
 	if last == 0 {
 		st.synced = true
 		return nil
@@ -694,6 +733,7 @@ func (r *Relay) reconcile(ctx context.Context, st *leader) error {
 		}
 		// Everything JetStream acked is on the stream, so up to seq.
 		st.ackedFrom, st.ackedTo = 0, 0
+		st.lastSeq, st.lastID = seq, id
 		if n := tag.RowsAffected(); n > 0 {
 			r.logger.Info().Int64("events", n).Int64("up_to_seq", seq).Msg("found events already on the stream")
 		}
