@@ -65,7 +65,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger = logger.With().Str("process", "api").Logger()
 
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	reg := telemetry.NewRegistry(version, revision)
+	var dbMetrics *postgres.DBMetrics
+	if !migrateOnly {
+		dbMetrics = postgres.NewDBMetrics(reg)
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, dbMetrics)
 	if err != nil {
 		return err
 	}
@@ -78,7 +83,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
-	reg := telemetry.NewRegistry(version, revision)
 	nc, js, err := events.Connect(cfg.NATSURL, "orgs-api", logger)
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger = logger.With().Str("process", "reminder").Logger()
 	reg := telemetry.NewRegistry(version, revision)
 
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, postgres.NewDBMetrics(reg))
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func (s *Store) checkRole(ctx context.Context, actor domain.Actor, orgID string,
 // who is not a member yet). Returns domain.ErrNotFound.
 func lockOrgRow(ctx context.Context, tx pgx.Tx, id string) error {
 	var x string
-	err := tx.QueryRow(ctx, `SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, id).Scan(&x)
+	err := tx.QueryRow(ctx, orgLockMark+`SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, id).Scan(&x)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.ErrNotFound
 	}

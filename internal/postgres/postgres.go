@@ -18,11 +18,15 @@ import (
 	"github.com/orgs-dev/orgs/migrations"
 )
 
-// Open connects a pool to databaseURL and checks that the server answers.
-func Open(ctx context.Context, databaseURL string, maxConns int) (*pgxpool.Pool, error) {
+// Open connects a pool to databaseURL and checks that the server answers. metrics, if not
+// nil, traces every connection of the pool.
+func Open(ctx context.Context, databaseURL string, maxConns int, metrics *DBMetrics) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if metrics != nil {
+		cfg.ConnConfig.Tracer = metrics
 	}
 	return OpenConfig(ctx, cfg, maxConns)
 }

@@ -195,7 +195,7 @@ func lockOrgsTx(ctx context.Context, tx pgx.Tx, ids []string) error {
 	if len(ids) == 1 {
 		return lockOrgRow(ctx, tx, ids[0])
 	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE NOWAIT`, ids); err != nil {
+	if _, err := tx.Exec(ctx, orgLockMark+`SELECT 1 FROM organizations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE NOWAIT`, ids); err != nil {
 		return fmt.Errorf("lock organizations: %w", err)
 	}
 	return nil
@@ -300,7 +300,7 @@ func lockOrg(ctx context.Context, tx pgx.Tx, actor domain.Actor, id string, want
 }
 
 // lockOrgSQL locks an organization and reads the actor's membership ($1 org, $2 user).
-const lockOrgSQL = `
+const lockOrgSQL = orgLockMark + `
 	SELECT ` + orgColumns + `, m.is_admin, m.pending
 	FROM organizations o
 	LEFT JOIN memberships m ON m.organization_id = o.id AND m.user_id = $2
