@@ -24,6 +24,10 @@ bench: ## run the benchmarks (BENCHTIME=1s) against the test database
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/pg.sh start)}" \
 		go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
+.PHONY: bench-e2e
+bench-e2e: ## the whole system under the load tool, flow by flow (BENCH_ARGS="-d 20s -c 8 invite-64")
+	scripts/bench-e2e.sh $(BENCH_ARGS)
+
 .PHONY: soak
 soak: ## the fault soak: load and faults for SOAK_DURATION (10m), then its checks and table
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/pg.sh start)}" SOAK_DURATION=$(SOAK_DURATION) \
