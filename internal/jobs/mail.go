@@ -7,11 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/orgs-dev/orgs/internal/domain"
@@ -70,23 +69,26 @@ func NewMailMetrics(reg prometheus.Registerer) *MailMetrics {
 }
 
 // Mailer renders and sends the email jobs. A job whose email the SMTP server accepted is
-// recorded in mail_deliveries in the transaction that completes the job, so a retry of
-// it (after a failure to complete) never sends again; the one window for a duplicate is a
-// crash between the server's acceptance and that commit.
+// recorded in mail_deliveries (many workers' deliveries in one statement) before the
+// worker returns and River's completer completes the job (in batches too), so a retry of
+// it (after a crash before the completion) never sends again; the one window for a
+// duplicate is a crash between the server's acceptance and the record's commit. A first
+// attempt has no record to look for: only a retry reads mail_deliveries.
 type Mailer struct {
-	pool     *pgxpool.Pool
-	store    mailStore
-	renderer *mail.Renderer
-	sender   *mail.Sender
-	signer   tokenSigner
-	cfg      MailConfig
-	metrics  *MailMetrics
-	now      func() time.Time
+	pool       *pgxpool.Pool
+	deliveries *deliveries
+	store      mailStore
+	renderer   *mail.Renderer
+	sender     *mail.Sender
+	signer     tokenSigner
+	cfg        MailConfig
+	metrics    *MailMetrics
+	now        func() time.Time
 }
 
 // NewMailer returns a Mailer.
 func NewMailer(pool *pgxpool.Pool, store mailStore, renderer *mail.Renderer, sender *mail.Sender, signer tokenSigner, cfg MailConfig, metrics *MailMetrics) *Mailer {
-	return &Mailer{pool: pool, store: store, renderer: renderer, sender: sender, signer: signer, cfg: cfg, metrics: metrics, now: time.Now}
+	return &Mailer{pool: pool, deliveries: newDeliveries(pool), store: store, renderer: renderer, sender: sender, signer: signer, cfg: cfg, metrics: metrics, now: time.Now}
 }
 
 // AddWorkers registers the four email workers.
@@ -113,7 +115,7 @@ type invitationWorker struct {
 }
 
 func (w *invitationWorker) Work(ctx context.Context, job *river.Job[SendInvitationArgs]) error {
-	return w.m.invitation(ctx, job.JobRow.ID, job, job.Args.InvitationID, false)
+	return w.m.invitation(ctx, job.JobRow, job.Args.InvitationID, false)
 }
 
 type reminderWorker struct {
@@ -122,11 +124,11 @@ type reminderWorker struct {
 }
 
 func (w *reminderWorker) Work(ctx context.Context, job *river.Job[SendReminderArgs]) error {
-	return w.m.invitation(ctx, job.JobRow.ID, job, job.Args.InvitationID, true)
+	return w.m.invitation(ctx, job.JobRow, job.Args.InvitationID, true)
 }
 
 // invitation sends an invitation (or reminder) email if the invitation is still pending.
-func (m *Mailer) invitation(ctx context.Context, jobID int64, job any, invitationID string, reminder bool) error {
+func (m *Mailer) invitation(ctx context.Context, job *rivertype.JobRow, invitationID string, reminder bool) error {
 	e, err := m.store.FindInvitationEmail(ctx, invitationID)
 	tmpl := mail.TemplateInvitation
 	if reminder {
@@ -165,7 +167,7 @@ func (m *Mailer) invitation(ctx context.Context, jobID int64, job any, invitatio
 		data.RecipientEmail = r.Email
 		data.Link = ActivationLink(m.cfg.ActivationURL, e.User.ID, m.signer.Activation(r, e.Invitation.ExpiresAt))
 	}
-	return m.send(ctx, jobID, job, tmpl, e.User.ID, data)
+	return m.send(ctx, job, tmpl, e.User.ID, data)
 }
 
 type activationWorker struct {
@@ -197,7 +199,7 @@ func (w *activationWorker) Work(ctx context.Context, job *river.Job[SendActivati
 	if len(e.Organizations) > 0 {
 		data.OrganizationName = e.Organizations[0].Name
 	}
-	return m.send(ctx, job.JobRow.ID, job, mail.TemplateActivation, e.User.ID, data)
+	return m.send(ctx, job.JobRow, mail.TemplateActivation, e.User.ID, data)
 }
 
 type notificationWorker struct {
@@ -221,7 +223,7 @@ func (w *notificationWorker) Work(ctx context.Context, job *river.Job[SendNotifi
 	if e.Actor != nil {
 		data.InviterName, data.InviterEmail = e.Actor.Name, e.Actor.Email
 	}
-	return m.send(ctx, job.JobRow.ID, job, mail.TemplateNotification, e.User.ID, data)
+	return m.send(ctx, job.JobRow, mail.TemplateNotification, e.User.ID, data)
 }
 
 // skip completes a job whose email has nothing to say any more (the invitation was
@@ -234,14 +236,17 @@ func (m *Mailer) skip(ctx context.Context, job any, tmpl string) error {
 
 // send renders and sends one email for job jobID, unless an earlier attempt of the job was
 // already accepted by the server, and records the delivery while completing the job.
-func (m *Mailer) send(ctx context.Context, jobID int64, job any, tmpl, recipientID string, data mail.Data) error {
-	var delivered bool
-	if err := m.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mail_deliveries WHERE job_id = $1)`, jobID).Scan(&delivered); err != nil {
-		return fmt.Errorf("check delivery: %w", err)
-	}
-	if delivered {
-		m.metrics.Sent.WithLabelValues(tmpl, "duplicate").Inc()
-		return nil
+func (m *Mailer) send(ctx context.Context, job *rivertype.JobRow, tmpl, recipientID string, data mail.Data) error {
+	jobID := job.ID
+	if job.Attempt > 1 {
+		var delivered bool
+		if err := m.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mail_deliveries WHERE job_id = $1)`, jobID).Scan(&delivered); err != nil {
+			return fmt.Errorf("check delivery: %w", err)
+		}
+		if delivered {
+			m.metrics.Sent.WithLabelValues(tmpl, "duplicate").Inc()
+			return nil
+		}
 	}
 	content, err := m.renderer.Render(tmpl, data)
 	if err != nil {
@@ -269,35 +274,7 @@ func (m *Mailer) send(ctx context.Context, jobID int64, job any, tmpl, recipient
 		return fmt.Errorf("send %s: %w", tmpl, err)
 	}
 	m.metrics.Sent.WithLabelValues(tmpl, "sent").Inc()
-	// Record the delivery and complete the job in one transaction. The context may be
-	// cancelled by a shutdown right now: finish anyway, the email is out.
-	ctx = context.WithoutCancel(ctx)
-	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO mail_deliveries (job_id, kind, recipient_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-			jobID, tmpl, recipientID); err != nil {
-			return fmt.Errorf("record delivery: %w", err)
-		}
-		return completeTx(ctx, tx, job)
-	})
-}
-
-// completeTx marks job completed in tx (river.JobCompleteTx for each args type).
-func completeTx(ctx context.Context, tx pgx.Tx, job any) error {
-	var err error
-	switch j := job.(type) {
-	case *river.Job[SendInvitationArgs]:
-		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
-	case *river.Job[SendActivationArgs]:
-		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
-	case *river.Job[SendReminderArgs]:
-		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
-	case *river.Job[SendNotificationArgs]:
-		_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, j)
-	default:
-		err = fmt.Errorf("complete job: unexpected %T", job)
-	}
-	if err != nil {
-		return fmt.Errorf("complete job: %w", err)
-	}
-	return nil
+	// Record the delivery before River completes the job. The context may be cancelled
+	// by a shutdown right now: finish anyway, the email is out.
+	return m.deliveries.record(context.WithoutCancel(ctx), jobID, tmpl, recipientID)
 }

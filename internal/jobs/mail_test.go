@@ -232,9 +232,13 @@ func TestRecordedDeliveryIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	b, start := newMailer(t, 1)
 	// An invitation whose job is recorded as delivered, as if a previous attempt had been
-	// accepted by the server and then failed to complete the job.
+	// accepted by the server and then failed to complete the job (so this is the job's
+	// second attempt: only a retry can find a record).
 	b.invite(t, "n@example.com", "")
 	if _, err := b.pool.Exec(b.ctx, `INSERT INTO mail_deliveries (job_id, kind) SELECT id, 'invitation' FROM river_job WHERE kind = 'send_invitation'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(b.ctx, `UPDATE river_job SET attempt = 1, attempted_at = now() WHERE kind = 'send_invitation'`); err != nil {
 		t.Fatal(err)
 	}
 	start()
