@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	store := postgres.NewStore(pool, postgres.StoreConfig{
 		InvitationTTL: cfg.InvitationTTL, SessionTTL: cfg.SessionTTL, AfterCommit: relay.Notify,
 		MailLimitRecipient: cfg.MailLimitRecipient, MailLimitOrganization: cfg.MailLimitOrg,
+		ReminderSchedule: cfg.ReminderSchedule,
 	})
 	signer, err := token.NewSigner(cfg.SecretKeys)
 	if err != nil {

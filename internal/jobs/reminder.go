@@ -59,7 +59,6 @@ type ReminderMetrics struct {
 	Sent      prometheus.Counter // orgs_reminders_sent_total
 	Expired   prometheus.Counter // orgs_invitations_expired_total
 	Pending   prometheus.Gauge   // orgs_invitations_pending
-	Scheduled prometheus.Counter // orgs_reminders_scheduled_total
 	Cancelled prometheus.Counter // orgs_reminders_cancelled_total
 	Deferred  prometheus.Counter // orgs_reminders_deferred_total
 }
@@ -70,11 +69,10 @@ func NewReminderMetrics(reg prometheus.Registerer) *ReminderMetrics {
 		Sent:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_sent_total", Help: "Scheduled reminders sent."}),
 		Expired:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "invitations_expired_total", Help: "Invitations expired by the sweep."}),
 		Pending:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "orgs", Name: "invitations_pending", Help: "Pending invitations, as of the last sweep."}),
-		Scheduled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_scheduled_total", Help: "Reminder jobs scheduled from user_invited events."}),
 		Cancelled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_cancelled_total", Help: "Scheduled reminder jobs cancelled by events."}),
 		Deferred:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "orgs", Name: "reminders_deferred_total", Help: "Scheduled reminders put off because the invitee's address had its limit of emails (ORGS_MAIL_LIMIT_RECIPIENT) this hour."}),
 	}
-	reg.MustRegister(m.Sent, m.Expired, m.Pending, m.Scheduled, m.Cancelled, m.Deferred)
+	reg.MustRegister(m.Sent, m.Expired, m.Pending, m.Cancelled, m.Deferred)
 	return m
 }
 
@@ -132,24 +130,34 @@ func (r *Reminders) RunSweeper(ctx context.Context, interval time.Duration) erro
 
 // EventTypes are the events HandleEvent reacts to.
 var EventTypes = []string{
-	orgsevents.TypeUserInvited, orgsevents.TypeUserActivated, orgsevents.TypeInvitationAccepted,
+	orgsevents.TypeUserActivated, orgsevents.TypeInvitationAccepted,
 	orgsevents.TypeInvitationDeclined, orgsevents.TypeInvitationRevoked, orgsevents.TypeInvitationExpired,
 	orgsevents.TypeMemberRemoved, orgsevents.TypeOrgDeleted,
 }
 
-// HandleEvent reacts to one domain event. It is idempotent: scheduling is unique by
-// arguments and cancelling what is already cancelled does nothing.
+// ScheduledReminders are the reminder jobs of invitation inv on schedule (the delays after
+// its creation; those from its expiry on are left out). The api inserts them in the
+// transaction that creates the invitation, with its email job.
+func ScheduledReminders(inv domain.Invitation, schedule []time.Duration) []river.InsertManyParams {
+	var params []river.InsertManyParams
+	for i, delay := range schedule {
+		at := inv.CreatedAt.Add(delay)
+		if !at.Before(inv.ExpiresAt) {
+			break
+		}
+		params = append(params, river.InsertManyParams{
+			Args:       ScheduledReminderArgs{InvitationID: inv.ID, OrganizationID: inv.OrganizationID, UserID: inv.UserID, Reminder: i + 1},
+			InsertOpts: &river.InsertOpts{ScheduledAt: at},
+		})
+	}
+	return params
+}
+
+// HandleEvent reacts to one domain event: it cancels the scheduled reminders of an
+// invitation that ended, of a user who activated or left, of a deleted organization. It is
+// idempotent: cancelling what is already cancelled does nothing.
 func (r *Reminders) HandleEvent(ctx context.Context, ev orgsevents.Event) error {
 	var d struct {
-		Invitation *struct {
-			ID             string     `json:"id"`
-			OrganizationID string     `json:"organization_id"`
-			UserID         string     `json:"user_id"`
-			Status         string     `json:"status"`
-			CreatedAt      time.Time  `json:"created_at"`
-			ExpiresAt      time.Time  `json:"expires_at"`
-			LastSentAt     *time.Time `json:"last_sent_at"`
-		} `json:"invitation"`
 		InvitationID   string `json:"invitation_id"`
 		OrganizationID string `json:"organization_id"`
 		UserID         string `json:"user_id"`
@@ -161,35 +169,6 @@ func (r *Reminders) HandleEvent(ctx context.Context, ev orgsevents.Event) error 
 		return fmt.Errorf("%w: %v", orgsevents.ErrPoison, err)
 	}
 	switch ev.Type {
-	case orgsevents.TypeUserInvited:
-		inv := d.Invitation
-		if inv == nil || inv.Status != "pending" || inv.LastSentAt == nil {
-			return nil // not sent by us (send_email: false): the customer reminds
-		}
-		var params []river.InsertManyParams
-		for i, delay := range r.schedule {
-			at := inv.CreatedAt.Add(delay)
-			if !at.Before(inv.ExpiresAt) {
-				break
-			}
-			params = append(params, river.InsertManyParams{
-				Args:       ScheduledReminderArgs{InvitationID: inv.ID, OrganizationID: inv.OrganizationID, UserID: inv.UserID, Reminder: i + 1},
-				InsertOpts: &river.InsertOpts{ScheduledAt: at},
-			})
-		}
-		if len(params) == 0 {
-			return nil
-		}
-		res, err := r.client.InsertMany(ctx, params)
-		if err != nil {
-			return fmt.Errorf("schedule reminders: %w", err)
-		}
-		for _, x := range res {
-			if !x.UniqueSkippedAsDuplicate {
-				r.metrics.Scheduled.Inc()
-			}
-		}
-		return nil
 	case orgsevents.TypeInvitationAccepted, orgsevents.TypeInvitationDeclined, orgsevents.TypeInvitationRevoked, orgsevents.TypeInvitationExpired:
 		return r.cancel(ctx, map[string]string{"invitation_id": d.InvitationID})
 	case orgsevents.TypeUserActivated:

@@ -37,9 +37,11 @@ type reminderSystem struct {
 	natsURL string
 	owner   domain.User
 	org     domain.Organization
+	// schedule is ORGS_REMINDER_SCHEDULE: of the api's store and of every reminder service.
+	schedule []time.Duration
 }
 
-func setupReminders(t *testing.T, ttl time.Duration) *reminderSystem {
+func setupReminders(t *testing.T, ttl time.Duration, schedule []time.Duration) *reminderSystem {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -52,7 +54,7 @@ func setupReminders(t *testing.T, ttl time.Duration) *reminderSystem {
 	go func() { defer close(relayDone); _ = relay.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-relayDone })
 
-	store := postgres.NewStore(pool, postgres.StoreConfig{InvitationTTL: ttl, AfterCommit: relay.Notify})
+	store := postgres.NewStore(pool, postgres.StoreConfig{InvitationTTL: ttl, AfterCommit: relay.Notify, ReminderSchedule: schedule})
 	sink := mailtest.NewServer(t)
 	signer, _ := token.NewSigner([]string{"reminder-test-key"})
 	renderer, _ := mail.NewRenderer("")
@@ -82,17 +84,17 @@ func setupReminders(t *testing.T, ttl time.Duration) *reminderSystem {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &reminderSystem{t: t, ctx: ctx, pool: pool, store: store, sink: sink, signer: signer, natsURL: srv.ClientURL(), owner: owner, org: org}
+	return &reminderSystem{t: t, ctx: ctx, pool: pool, store: store, sink: sink, signer: signer, natsURL: srv.ClientURL(), owner: owner, org: org, schedule: schedule}
 }
 
 // startReminderService starts one reminder service (River client on the reminder queue
 // with the sweep, plus its durable event consumer) and returns its stop function.
-func (s *reminderSystem) startReminderService(schedule []time.Duration) (stop func()) {
+func (s *reminderSystem) startReminderService() (stop func()) {
 	t := s.t
 	ctx, cancel := context.WithCancel(s.ctx)
 	_, js := eventstest.Connect(t, s.natsURL)
 	logger := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	rem := jobs.NewReminders(s.store, schedule, jobs.NewReminderMetrics(prometheus.NewRegistry()), logger)
+	rem := jobs.NewReminders(s.store, s.schedule, jobs.NewReminderMetrics(prometheus.NewRegistry()), logger)
 	workers := river.NewWorkers()
 	rem.AddWorkers(workers)
 	client, err := jobs.NewClient(s.pool, jobs.ClientConfig{
@@ -183,11 +185,11 @@ func (s *reminderSystem) remindersSent(invID string) int {
 
 func TestScheduledRemindersArriveWithWorkingLinks(t *testing.T) {
 	t.Parallel()
-	s := setupReminders(t, time.Minute)
+	s := setupReminders(t, time.Minute, []time.Duration{time.Second, 7 * time.Second})
 	// River moves scheduled jobs to available every 5 s, so reminder 1 may leave up to
 	// 5 s late; reminder 2 comes 6 s after it, so that both are sent (a reminder that
 	// falls due together with the next one is skipped for it).
-	s.startReminderService([]time.Duration{time.Second, 7 * time.Second})
+	s.startReminderService()
 	inv := s.invite("late.riser@example.com")
 	msgs := s.waitMessagesTo("late.riser@example.com", 3, 25*time.Second)
 	for i, m := range msgs[1:] {
@@ -216,10 +218,10 @@ func TestScheduledRemindersArriveWithWorkingLinks(t *testing.T) {
 
 func TestNoRemindersAfterTheInvitationEnds(t *testing.T) {
 	t.Parallel()
-	s := setupReminders(t, time.Minute)
+	s := setupReminders(t, time.Minute, []time.Duration{4 * time.Second})
 	// 4 s leaves time to end the invitations before the reminders fall due, also on a
 	// slow machine or under the race detector.
-	s.startReminderService([]time.Duration{4 * time.Second})
+	s.startReminderService()
 	activated := s.invite("activated@example.com")
 	revoked := s.invite("revoked@example.com")
 	declined := s.invite("declined@example.com")
@@ -265,8 +267,8 @@ func TestNoRemindersAfterTheInvitationEnds(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	t.Parallel()
-	s := setupReminders(t, 800*time.Millisecond)
-	s.startReminderService([]time.Duration{time.Hour})
+	s := setupReminders(t, 800*time.Millisecond, []time.Duration{time.Hour})
+	s.startReminderService()
 	inv := s.invite("slow@example.com")
 	waitFor(t, 5*time.Second, func() bool {
 		var status string
@@ -292,9 +294,9 @@ func TestExpiry(t *testing.T) {
 
 func TestTwoReminderServicesSendEachReminderOnce(t *testing.T) {
 	t.Parallel()
-	s := setupReminders(t, time.Minute)
-	s.startReminderService([]time.Duration{time.Second})
-	s.startReminderService([]time.Duration{time.Second})
+	s := setupReminders(t, time.Minute, []time.Duration{time.Second})
+	s.startReminderService()
+	s.startReminderService()
 	var invs []domain.Invitation
 	for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 		invs = append(invs, s.invite(e))
@@ -315,8 +317,8 @@ func TestTwoReminderServicesSendEachReminderOnce(t *testing.T) {
 
 func TestReminderServiceRestartSendsWhatWasDueOnce(t *testing.T) {
 	t.Parallel()
-	s := setupReminders(t, time.Minute)
-	stop := s.startReminderService([]time.Duration{3 * time.Second})
+	s := setupReminders(t, time.Minute, []time.Duration{3 * time.Second})
+	stop := s.startReminderService()
 	inv := s.invite("restart@example.com")
 	waitFor(t, 5*time.Second, func() bool { return countJobs(t, s.pool, "scheduled_reminder", "scheduled") == 1 })
 	stop() // down while the reminder falls due
@@ -324,7 +326,7 @@ func TestReminderServiceRestartSendsWhatWasDueOnce(t *testing.T) {
 	if got := len(s.messagesTo(inv.Email)); got != 1 {
 		t.Fatalf("while down: got %d emails, want 1", got)
 	}
-	s.startReminderService([]time.Duration{3 * time.Second})
+	s.startReminderService()
 	s.waitMessagesTo(inv.Email, 2, 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	if got := len(s.messagesTo(inv.Email)); got != 2 {

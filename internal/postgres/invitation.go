@@ -44,8 +44,8 @@ func invitationEndedEvent(status domain.InvitationStatus, invID, orgID, userID s
 }
 
 // createInvitationTx creates a pending invitation of user to orgID, emits user_invited and
-// enqueues the invitation email (unless in.SendEmail is false); its caller counted the
-// email against the mail limits.
+// enqueues the invitation email and its scheduled reminders (unless in.SendEmail is false:
+// then the customer reminds); its caller counted the email against the mail limits.
 func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.Actor, orgID string, user domain.User, in AddMemberInput) (domain.Invitation, error) {
 	now := s.now()
 	var lastSent *time.Time
@@ -67,6 +67,7 @@ func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.
 	}})
 	if in.SendEmail {
 		c.enqueue(jobs.SendInvitationArgs{InvitationID: inv.ID})
+		c.jobs = append(c.jobs, jobs.ScheduledReminders(inv, s.cfg.ReminderSchedule)...)
 	}
 	return inv, nil
 }

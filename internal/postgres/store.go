@@ -43,6 +43,10 @@ type StoreConfig struct {
 	// hour (invitations, reminders, activations) through requests that are not a
 	// service key's; 0: no limit.
 	MailLimitRecipient int
+	// ReminderSchedule are the delays after an invitation at which its scheduled
+	// reminders go out (ORGS_REMINDER_SCHEDULE): an invitation that sends an email is
+	// created with its reminder jobs.
+	ReminderSchedule []time.Duration
 	// MailLimitOrganization is how many emails one organization's members may cause per
 	// hour; 0: no limit.
 	MailLimitOrganization int

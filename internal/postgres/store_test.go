@@ -411,3 +411,66 @@ func TestConcurrentBulkAddsDoNotDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// An invitation that sends its email is created with its scheduled reminders, in the same
+// transaction; one the customer sends itself (send_email: false) with none.
+func TestInvitationIsCreatedWithItsScheduledReminders(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.New(t)
+	schedule := []time.Duration{time.Hour, 3 * time.Hour, 200 * time.Hour} // the last is after the expiry
+	store := postgres.NewStore(pool, postgres.StoreConfig{ReminderSchedule: schedule})
+	b := &testBundle{store: store, ctx: context.Background()}
+	owner := b.activeUser(t, "owner@example.com")
+	actor := domain.Actor{UserID: owner.ID}
+	org, err := store.CreateOrganization(b.ctx, actor, postgres.CreateOrganizationInput{Name: "Reminded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.AddMember(b.ctx, actor, org.ID, postgres.AddMemberInput{Email: "new@example.com", SendEmail: true})
+	if err != nil || res.Invitation == nil {
+		t.Fatalf("invite: %+v %v", res, err)
+	}
+	inv := res.Invitation
+	rows, err := pool.Query(b.ctx, `SELECT (args->>'reminder')::int, scheduled_at, xmin::text FROM river_job
+		WHERE kind = 'scheduled_reminder' AND args->>'invitation_id' = $1 ORDER BY 1`, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type job struct {
+		n    int
+		at   time.Time
+		xmin string
+	}
+	var got []job
+	for rows.Next() {
+		var j job
+		if err := rows.Scan(&j.n, &j.at, &j.xmin); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, j)
+	}
+	if len(got) != 2 {
+		t.Fatalf("scheduled reminders: got %+v, want 2 (the third falls after the expiry)", got)
+	}
+	for i, j := range got {
+		if want := inv.CreatedAt.Add(schedule[i]); j.n != i+1 || !j.at.Equal(want) {
+			t.Errorf("reminder %d: got number %d at %s, want at %s", i+1, j.n, j.at, want)
+		}
+	}
+	var invXmin string
+	if err := pool.QueryRow(b.ctx, `SELECT xmin::text FROM invitations WHERE id = $1`, inv.ID).Scan(&invXmin); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].xmin != invXmin || got[1].xmin != invXmin {
+		t.Errorf("reminders written by transactions %s and %s, the invitation by %s: want the same", got[0].xmin, got[1].xmin, invXmin)
+	}
+
+	res, err = store.AddMember(b.ctx, domain.Actor{Service: "test"}, org.ID, postgres.AddMemberInput{Email: "quiet@example.com", SendEmail: false})
+	if err != nil || res.Invitation == nil {
+		t.Fatalf("invite without email: %+v %v", res, err)
+	}
+	var n int
+	if err := pool.QueryRow(b.ctx, `SELECT count(*) FROM river_job WHERE kind = 'scheduled_reminder' AND args->>'invitation_id' = $1`, res.Invitation.ID).Scan(&n); err != nil || n != 0 {
+		t.Errorf("send_email false: %d scheduled reminders (%v), want 0", n, err)
+	}
+}
