@@ -14,3 +14,6 @@ func (m *DBMetrics) Holding() int {
 	defer m.mu.Unlock()
 	return len(m.locked)
 }
+
+// JoinableOrgsSQL is the query of the organizations a user joins on activation.
+const JoinableOrgsSQL = joinableOrgsSQL

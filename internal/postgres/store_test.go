@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -472,5 +473,43 @@ func TestInvitationIsCreatedWithItsScheduledReminders(t *testing.T) {
 	var n int
 	if err := pool.QueryRow(b.ctx, `SELECT count(*) FROM river_job WHERE kind = 'scheduled_reminder' AND args->>'invitation_id' = $1`, res.Invitation.ID).Scan(&n); err != nil || n != 0 {
 		t.Errorf("send_email false: %d scheduled reminders (%v), want 0", n, err)
+	}
+}
+
+// The organizations a user joins on activation are found through indexes: the mailer
+// reads them for every activation email, so a scan of every organization would make each
+// sign-up's email slower as the organizations grow.
+func TestJoinableOrganizationsAreFoundByIndex(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.New(t)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET enable_seqscan`) //nolint:errcheck
+	rows, err := conn.Query(ctx, `EXPLAIN `+postgres.JoinableOrgsSQL, "0191c3a0-0000-7000-8000-000000000001", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range plan {
+		if strings.Contains(line, "Seq Scan on organizations") {
+			t.Fatalf("the query scans every organization:\n%s", strings.Join(plan, "\n"))
+		}
 	}
 }
