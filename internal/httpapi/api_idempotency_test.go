@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -248,4 +249,28 @@ func TestAPIIdempotencyReadsTheirOwnWrite(t *testing.T) {
 	}
 	wantReplay(t, first, b.req(t, service(), "POST", "/v1/organizations/"+org.ID+"/members", body, "Idempotency-Key", "own-link"))
 	want(t, b.req(t, anonymous, "POST", "/v1/activation/"+rest, map[string]any{"password": "a good password"}), http.StatusOK, "")
+}
+
+// An invitation whose row conflicts (it goes to Postgres after the member's, with the
+// outbox rows) answers 409 already_member with an Idempotency-Key too, keeps nothing, and
+// the key's retry gets the same answer.
+func TestAPIIdempotentInvitationConflict(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	alice := b.newUser("alice@example.com")
+	org := b.newOrg(alice, "Conflicts")
+	body := map[string]any{"email": "twice@example.com"}
+	first := b.req(t, alice.caller, "POST", "/v1/organizations/"+org.ID+"/members", body)
+	want(t, first, http.StatusCreated, "")
+	// A pending invitation without its membership.
+	if _, err := b.pool.Exec(context.Background(), `DELETE FROM memberships WHERE organization_id = $1 AND user_id <> $2`, org.ID, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := b.req(t, alice.caller, "POST", "/v1/organizations/"+org.ID+"/members", body, "Idempotency-Key", "conflict-1")
+	want(t, r, http.StatusConflict, "already_member")
+	again := b.req(t, alice.caller, "POST", "/v1/organizations/"+org.ID+"/members", body, "Idempotency-Key", "conflict-1")
+	want(t, again, http.StatusConflict, "already_member")
+	if n := b.count(t, `SELECT count(*) FROM memberships WHERE organization_id = $1`, org.ID); n != 1 {
+		t.Errorf("memberships: got %d, want 1 (the owner's)", n)
+	}
 }

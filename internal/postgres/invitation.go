@@ -48,17 +48,21 @@ func invitationEndedEvent(status domain.InvitationStatus, invID, orgID, userID s
 // then the customer reminds); its caller counted the email against the mail limits.
 func (s *Store) createInvitationTx(ctx context.Context, c *change, actor domain.Actor, orgID string, user domain.User, in AddMemberInput) (domain.Invitation, error) {
 	now := s.now()
-	var lastSent *time.Time
-	if in.SendEmail {
-		lastSent = &now
+	inv := domain.Invitation{
+		ID: newID(), OrganizationID: orgID, Email: in.Email, UserID: user.ID, InvitedBy: nullUUID(actor.UserID),
+		IsAdmin: in.IsAdmin, Status: domain.StatusPending, CreatedAt: now, ExpiresAt: now.Add(s.cfg.InvitationTTL),
+		RequireAcceptance: in.RequireAcceptance && user.IsActive,
 	}
-	var inv domain.Invitation
-	err := scanInvitation(c.tx.QueryRow(ctx, `
-		INSERT INTO invitations AS i (id, organization_id, email, user_id, invited_by, is_admin, require_acceptance, message, metadata, created_at, expires_at, last_sent_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10, $11, $12)
-		RETURNING `+invitationColumns,
-		newID(), orgID, in.Email, user.ID, nullUUID(actor.UserID), in.IsAdmin, in.RequireAcceptance && user.IsActive,
-		in.Message, nullJSON(in.Metadata), now, now.Add(s.cfg.InvitationTTL), lastSent), &inv)
+	if in.SendEmail {
+		inv.LastSentAt = &now
+	}
+	// The row is known in full here: a change that defers its writes sends it in one
+	// round trip with the outbox rows (a conflict then fails the commit just the same).
+	err := c.write(ctx, `
+		INSERT INTO invitations (id, organization_id, email, user_id, invited_by, is_admin, require_acceptance, message, metadata, created_at, expires_at, last_sent_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10, $11, $12)`,
+		inv.ID, orgID, inv.Email, user.ID, inv.InvitedBy, inv.IsAdmin, inv.RequireAcceptance,
+		in.Message, nullJSON(in.Metadata), now, inv.ExpiresAt, inv.LastSentAt)
 	if err != nil {
 		return inv, fmt.Errorf("create invitation: %w", err)
 	}

@@ -96,6 +96,22 @@ type change struct {
 	tx     pgx.Tx
 	events []domain.Event
 	jobs   []river.InsertManyParams
+	// deferWrites lets write queue statements whose result nobody reads, to go in one
+	// batch with the outbox rows; queued holds them.
+	deferWrites bool
+	queued      []*pgx.QueuedQuery
+}
+
+// write runs a statement whose result is not read: at once, or with deferWrites queued
+// for the batch that writes the outbox (for an idempotent request, at its Commit: a
+// failure there is the request's answer, and nothing is kept).
+func (c *change) write(ctx context.Context, sql string, args ...any) error {
+	if c.deferWrites {
+		c.queued = append(c.queued, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+		return nil
+	}
+	_, err := c.tx.Exec(ctx, sql, args...)
+	return err
 }
 
 func (c *change) emit(e domain.Event) { c.events = append(c.events, e) }
@@ -209,6 +225,8 @@ func lockOrgsTx(ctx context.Context, tx pgx.Tx, ids []string) error {
 // not nil, goes in one batch with the events.
 func (s *Store) flush(ctx context.Context, c *change, extra *pgx.QueuedQuery) error {
 	var b pgx.Batch
+	b.QueuedQueries = append(b.QueuedQueries, c.queued...)
+	c.queued = nil
 	if extra != nil {
 		b.QueuedQueries = append(b.QueuedQueries, extra)
 	}

@@ -513,3 +513,41 @@ func TestJoinableOrganizationsAreFoundByIndex(t *testing.T) {
 		}
 	}
 }
+
+// The invitation's row goes to Postgres with the outbox rows, after the member's: a
+// conflict there still answers already_member and leaves nothing behind.
+func TestDeferredInvitationConflictLeavesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.activeUser(t, "owner@example.com")
+	actor := domain.Actor{UserID: owner.ID}
+	org, err := b.store.CreateOrganization(b.ctx, actor, postgres.CreateOrganizationInput{Name: "Conflicted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.store.AddMember(b.ctx, actor, org.ID, postgres.AddMemberInput{Email: "twice@example.com", SendEmail: true})
+	if err != nil || res.Invitation == nil {
+		t.Fatalf("invite: %+v %v", res, err)
+	}
+	// A pending invitation without its membership: the next invitation's membership
+	// goes in, and its invitation conflicts.
+	if _, err := b.store.Pool().Exec(b.ctx, `DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2`, org.ID, res.Member.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := len(b.outboxTypes(t, org.ID))
+	_, err = b.store.AddMember(b.ctx, actor, org.ID, postgres.AddMemberInput{Email: "twice@example.com", SendEmail: true})
+	if !errors.Is(err, domain.ErrAlreadyMember) {
+		t.Fatalf("second invitation: got %v, want ErrAlreadyMember", err)
+	}
+	var members, invitations int
+	if err := b.store.Pool().QueryRow(b.ctx, `SELECT (SELECT count(*) FROM memberships WHERE organization_id = $1 AND user_id = $2),
+		(SELECT count(*) FROM invitations WHERE organization_id = $1)`, org.ID, res.Member.User.ID).Scan(&members, &invitations); err != nil {
+		t.Fatal(err)
+	}
+	if members != 0 || invitations != 1 {
+		t.Errorf("after the conflict: %d memberships, %d invitations; want 0 and 1 (nothing of the second)", members, invitations)
+	}
+	if after := len(b.outboxTypes(t, org.ID)); after != before {
+		t.Errorf("outbox: %d events after the conflict, %d before", after, before)
+	}
+}
