@@ -382,12 +382,10 @@ func (r *Relay) step(ctx context.Context, st *leader) (int, error) {
 		st.ack(rows[0].seq, rows[acked-1].seq)
 	}
 	if pubErr == nil && res.err == nil {
+		// The next fetch marks this batch published, in its sequencing statement: the
+		// relay fetches again at once after a step that published (a stop marks it too).
 		st.applyFetch(a, res)
-		if len(st.next) > 0 {
-			return len(rows), nil
-		}
-		// Nothing more to publish now: mark this batch at once, not with the next fetch.
-		return len(rows), r.markAcked(ctx, st)
+		return len(rows), nil
 	}
 	if res.err == nil && a.markTo != 0 {
 		st.marked(a.markTo)
