@@ -234,8 +234,8 @@ func (m *Mailer) skip(ctx context.Context, job any, tmpl string) error {
 	return nil
 }
 
-// send renders and sends one email for job jobID, unless an earlier attempt of the job was
-// already accepted by the server, and records the delivery while completing the job.
+// send renders and sends job's email, unless an earlier attempt of the job was already
+// accepted by the server, and records the delivery before the job completes.
 func (m *Mailer) send(ctx context.Context, job *rivertype.JobRow, tmpl, recipientID string, data mail.Data) error {
 	jobID := job.ID
 	if job.Attempt > 1 {
