@@ -551,3 +551,40 @@ func TestDeferredInvitationConflictLeavesNothing(t *testing.T) {
 		t.Errorf("outbox: %d events after the conflict, %d before", after, before)
 	}
 }
+
+// River's scheduler finds the due jobs by index among many scheduled ones (the reminders
+// of every invitation), instead of reading every job every few seconds.
+func TestDueJobsAreFoundByIndex(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.New(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO river_job (kind, args, max_attempts, queue, state, scheduled_at)
+		SELECT 'scheduled_reminder', '{}', 10, 'reminder', 'scheduled', now() + n * interval '1 minute'
+		FROM generate_series(1, 20000) n`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE river_job`); err != nil {
+		t.Fatal(err)
+	}
+	// The shape of River's JobSchedule query (riverpgxv5's river_job.sql).
+	rows, err := pool.Query(ctx, `EXPLAIN SELECT id FROM river_job
+		WHERE state IN ('retryable', 'scheduled') AND priority >= 0 AND queue IS NOT NULL AND scheduled_at <= now()
+		ORDER BY priority, scheduled_at, id LIMIT 10000 FOR UPDATE`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "river_job_due_idx") {
+		t.Fatalf("the scheduler's query does not use river_job_due_idx:\n%s", p)
+	}
+}
