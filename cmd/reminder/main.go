@@ -67,7 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer nc.Close()
 
 	// Scheduled reminders count against (and wait for) the invitee's address's limit.
-	store := postgres.NewStore(pool, postgres.StoreConfig{InvitationTTL: cfg.InvitationTTL, MailLimitRecipient: cfg.MailLimitRecipient})
+	// The reminder service's commits (reminders, expiries) wake the api's leading relay
+	// through NATS.
+	store := postgres.NewStore(pool, postgres.StoreConfig{
+		InvitationTTL: cfg.InvitationTTL, MailLimitRecipient: cfg.MailLimitRecipient, AfterCommit: events.WakeRelay(nc),
+	})
 	reminders := jobs.NewReminders(store, cfg.ReminderSchedule, jobs.NewReminderMetrics(reg), logger)
 	workers := river.NewWorkers()
 	reminders.AddWorkers(workers)

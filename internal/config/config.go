@@ -130,7 +130,7 @@ func Load(args []string, getenv func(string) string, defaultMetricsAddr string, 
 	str(&sweep, "sweep-interval", "ORGS_SWEEP_INTERVAL", "1m", "how often expired invitations are looked for")
 	str(&rescue, "job-rescue-after", "ORGS_JOB_RESCUE_AFTER", "2m", "a job left running by a crashed worker is retried after this")
 	str(&mailWorkers, "mail-workers", "ORGS_MAIL_WORKERS", "20", "concurrent mail workers")
-	str(&relayPoll, "relay-poll-interval", "ORGS_RELAY_POLL_INTERVAL", "10ms", "how often the outbox relay looks for events committed by other replicas when idle")
+	str(&relayPoll, "relay-poll-interval", "ORGS_RELAY_POLL_INTERVAL", "1s", "how often an idle outbox relay looks for events committed by other processes (their commits wake it through NATS; this is the fallback)")
 	str(&shutdown, "shutdown-timeout", "ORGS_SHUTDOWN_TIMEOUT", "20s", "how long a stopping process waits for work in flight")
 	str(&anonRate, "anonymous-rate", "ORGS_ANONYMOUS_RATE", "20", "anonymous POSTs (sign-up, sign-in, activation) per second per client IP, bursts of twice that; 0 disables")
 	str(&mailLimitRecipient, "mail-limit-recipient", "ORGS_MAIL_LIMIT_RECIPIENT", "10", "emails per hour that one address of no active user may get through requests without a service key (invitations, reminders, activations); 0 disables")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,7 +22,9 @@ import (
 // RelayConfig configures a Relay. The zero value is usable.
 type RelayConfig struct {
 	// PollInterval is how often an idle relay looks for rows committed by other processes
-	// (default 50ms). Rows committed in this process are picked up at once via Notify.
+	// (default 50ms). Rows committed in this process are picked up at once via Notify, and
+	// those of other processes when their Notify (or WakeRelay) reaches it through NATS:
+	// polling is the fallback for a wake that got lost.
 	// After rows were found, or while committed rows wait for an older transaction, the
 	// relay polls more often: from 1ms, doubling back up to PollInterval.
 	PollInterval time.Duration
@@ -71,6 +74,10 @@ func (c RelayConfig) withDefaults() RelayConfig {
 	return c
 }
 
+// blockedPoll bounds the poll interval while committed rows wait for an older
+// transaction, which may write no events and so wake nobody when it ends.
+const blockedPoll = 10 * time.Millisecond
+
 // relayLockName (with the schema name, so that test schemas don't contend) keys the session
 // advisory lock whose holder is the one active relay.
 const relayLockName = "orgs_outbox_relay"
@@ -87,6 +94,8 @@ type Relay struct {
 	metrics *Metrics
 	cfg     RelayConfig
 	wake    chan struct{}
+	leading atomic.Bool // this relay leads: Notify wakes it in process
+
 	// subjects caches Subject per event type.
 	subjects map[string]string
 }
@@ -109,15 +118,34 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger zerolog.Logger,
 	}
 }
 
-// Notify wakes the relay to look for new rows now. The store calls it after each commit
-// that wrote outbox rows; it never blocks. (A pg_notify in the write transaction would
-// reach other processes too, but it serializes commits: see BenchmarkWakeRelay and
-// docs/events.md. Other processes' rows are found by polling.)
+// WakeSubject is the core NATS subject (not in the stream) on which a process that
+// committed events wakes the leading relay of another process.
+const WakeSubject = "orgs.relay.wake"
+
+// Notify wakes the leading relay to look for new rows now: this one in process, else the
+// leader in another process through NATS (WakeSubject). The store calls it after each
+// commit that wrote outbox rows; it never blocks. (A pg_notify in the write transaction
+// would reach other processes too, but it serializes commits: see BenchmarkWakeRelay and
+// docs/events.md.) A wake that NATS loses costs a poll interval at most.
 func (r *Relay) Notify() {
+	if r.leading.Load() {
+		r.notifyLocal()
+		return
+	}
+	_ = r.js.Conn().Publish(WakeSubject, nil)
+}
+
+func (r *Relay) notifyLocal() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WakeRelay returns a function that wakes the leading relay (in another process) over
+// nc: the AfterCommit of a process that commits events and runs no relay (cmd/reminder).
+func WakeRelay(nc *nats.Conn) func() {
+	return func() { _ = nc.Publish(WakeSubject, nil) }
 }
 
 // Run campaigns for leadership and, while leader, relays until ctx is done; then it
@@ -265,6 +293,14 @@ func (st *leader) marked(to int64) {
 // lead relays until ctx is done.
 func (r *Relay) lead(ctx context.Context) {
 	st := &leader{leftovers: true}
+	// Other processes' commits wake the leader through NATS; polling stays the fallback.
+	if sub, err := r.js.Conn().Subscribe(WakeSubject, func(*nats.Msg) { r.notifyLocal() }); err != nil {
+		r.logger.Warn().Err(err).Msg("subscribe to relay wakes: other processes' events wait for polling")
+	} else {
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	r.leading.Store(true)
+	defer r.leading.Store(false)
 	defer func() {
 		// Record what JetStream acked even while stopping (if this fails, the next
 		// leader's reconcile records it).
@@ -317,12 +353,17 @@ func (r *Relay) lead(ctx context.Context) {
 			idle.reset()
 			continue
 		}
-		if st.blocked && !wasBlocked {
-			// Rows are committed but wait for an older transaction (possibly one in
-			// another process, or one that writes no events and so never calls Notify).
-			idle.reset()
+		d := idle.next()
+		if st.blocked {
+			if !wasBlocked {
+				// Rows are committed but wait for an older transaction (possibly one in
+				// another process, or one that writes no events and so never wakes us).
+				idle.reset()
+				d = idle.next()
+			}
+			d = min(d, blockedPoll)
 		}
-		poll.Reset(idle.next())
+		poll.Reset(d)
 		select {
 		case <-ctx.Done():
 		case <-r.wake:

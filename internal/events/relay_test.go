@@ -578,3 +578,32 @@ func TestRelayTwoLeadersLeaveNoGap(t *testing.T) {
 	waitUnpublished(t, b.pool, 30*time.Second)
 	checkStreamByID(t, b, want)
 }
+
+// Another process's commit wakes the leader through NATS: its events go out at once, not
+// after the leader's next poll (a minute here).
+func TestRelayIsWokenByOtherProcessesOverNATS(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := events.RelayConfig{PollInterval: time.Minute}
+	_, m1, _ := startRelay(t, b, cfg)
+	waitGauge(t, m1.Leader, 1, 5*time.Second)
+	standby, m2, _ := startRelay(t, b, cfg)
+	nc, _ := eventstest.Connect(t, b.nats.URL())
+	org := newOrg()
+	var want []string
+	for i, wake := range []func(){standby.Notify, events.WakeRelay(nc)} {
+		// Idle for a while, the leader polls seconds apart.
+		time.Sleep(6 * time.Second)
+		want = append(want, insert(t, b.pool, org, 1)...)
+		start := time.Now()
+		wake()
+		waitStream(t, b.js, uint64(len(want)), 5*time.Second)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("wake %d: the event reached the stream %s after the commit, want within 500ms", i+1, d)
+		}
+	}
+	if v := testutil.ToFloat64(m2.Leader); v != 0 {
+		t.Fatalf("the standby leads")
+	}
+	checkStream(t, b, want)
+}
