@@ -76,12 +76,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	workers := river.NewWorkers()
 	reminders.AddWorkers(workers)
 	client, err := jobs.NewClient(pool, jobs.ClientConfig{
-		Queues:          map[string]river.QueueConfig{jobs.QueueReminder: {MaxWorkers: 10}},
-		Workers:         workers,
-		RescueAfter:     cfg.JobRescueAfter,
-		SoftStopTimeout: cfg.ShutdownTimeout,
-		Logger:          slog.New(telemetry.SlogHandler(logger.Level(zerolog.WarnLevel))),
-		ErrorHandler:    jobs.NewErrorHandler(logger, reg),
+		Queues:            map[string]river.QueueConfig{jobs.QueueReminder: {MaxWorkers: 10}},
+		Workers:           workers,
+		RescueAfter:       cfg.JobRescueAfter,
+		SoftStopTimeout:   cfg.ShutdownTimeout,
+		FetchPollInterval: time.Second,
+		Logger:            slog.New(telemetry.SlogHandler(logger.Level(zerolog.WarnLevel))),
+		ErrorHandler:      jobs.NewErrorHandler(logger, reg),
 	})
 	if err != nil {
 		return fmt.Errorf("river client: %w", err)

@@ -30,7 +30,11 @@ type ClientConfig struct {
 	RescueAfter time.Duration
 	// SoftStopTimeout: how long a stop waits for running jobs before cancelling them.
 	SoftStopTimeout time.Duration
-	Logger          *slog.Logger
+	// FetchPollInterval is how often an idle client looks for jobs whose insert
+	// notification it missed (default 50ms, for email; the reminder service, whose jobs
+	// wait for their time anyway, polls every second).
+	FetchPollInterval time.Duration
+	Logger            *slog.Logger
 	// ErrorHandler, if not nil, logs job errors and counts the jobs that give up.
 	ErrorHandler *ErrorHandler
 }
@@ -61,6 +65,10 @@ func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], err
 		errorHandler = cfg.ErrorHandler
 		middleware = append(middleware, cfg.ErrorHandler)
 	}
+	poll := cfg.FetchPollInterval
+	if poll <= 0 {
+		poll = 50 * time.Millisecond
+	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:               cfg.Queues,
 		Workers:              cfg.Workers,
@@ -69,7 +77,7 @@ func NewClient(pool *pgxpool.Pool, cfg ClientConfig) (*river.Client[pgx.Tx], err
 		SoftStopTimeout:      cfg.SoftStopTimeout,
 		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
 		FetchCooldown:        5 * time.Millisecond,
-		FetchPollInterval:    50 * time.Millisecond,
+		FetchPollInterval:    poll,
 		Logger:               cfg.Logger,
 		ErrorHandler:         errorHandler,
 		Middleware:           middleware,
